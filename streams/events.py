@@ -1,0 +1,344 @@
+"""The input contract (DESIGN.md section 4): bytes in, a valid ``SocialEvent`` or a ``Rejected`` out.
+
+``decode`` never raises on any input: every refusal is a value with a stable reason code (listed in
+``Reason`` and documented with examples in docs/events.md) so the ingest agent can dead-letter it and
+carry on.  The hot path is one ``orjson.loads`` plus one pass over the fields; the field checks raise a
+private exception that is turned into a ``Rejected`` value at the module boundary, which keeps the
+valid path free of per-field result checks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Final, NamedTuple
+
+import orjson
+
+SCHEMA_VERSION: Final = 1
+MAX_EVENT_BYTES: Final = 256 * 1024
+MAX_ID_CHARS: Final = 128
+MAX_TEXT_CHARS: Final = 10_000
+MAX_TOPICS: Final = 50
+MAX_AMOUNT: Final = 1e12
+# Event time must fall in [2000-01-01, 2100-01-01): catches epoch seconds sent as milliseconds.
+MIN_TS_MS: Final = 946_684_800_000
+MAX_TS_MS: Final = 4_102_444_800_000
+
+EVENT_TYPES: Final = frozenset(
+    {"post", "comment", "reaction", "share", "impression", "click", "conversion", "spend", "label"})
+PLATFORMS: Final = frozenset(
+    {"facebook", "instagram", "x", "tiktok", "linkedin", "youtube", "other"})
+SENTIMENTS: Final = frozenset({"positive", "neutral", "negative"})
+
+# Fields that become required by the event's type, beyond the always-required ones.
+REQUIRED_BY_TYPE: Final[dict[str, frozenset[str]]] = {
+    "post": frozenset({"post_id", "text"}),
+    "comment": frozenset({"post_id", "text"}),
+    "reaction": frozenset({"post_id"}),
+    "share": frozenset({"post_id"}),
+    "impression": frozenset({"creative_id"}),
+    "click": frozenset({"creative_id"}),
+    "conversion": frozenset({"creative_id", "amount", "currency"}),
+    "spend": frozenset({"creative_id", "amount", "currency"}),
+    "label": frozenset({"target_event_id", "sentiment"}),
+}
+
+
+class Reason(StrEnum):
+    """Stable reason codes of the dead-letter header ``error.reason``.  Never rename one."""
+
+    EMPTY = "empty"
+    TOO_LARGE = "too_large"
+    INVALID_UTF8 = "invalid_utf8"
+    INVALID_JSON = "invalid_json"
+    NON_FINITE_NUMBER = "non_finite_number"
+    NUMBER_OUT_OF_RANGE = "number_out_of_range"
+    NOT_AN_OBJECT = "not_an_object"
+    UNSUPPORTED_SCHEMA_VERSION = "unsupported_schema_version"
+    MISSING_FIELD = "missing_field"
+    WRONG_TYPE = "wrong_type"
+    INVALID_STRING = "invalid_string"
+    TEXT_TOO_LONG = "text_too_long"
+    TOO_MANY_TOPICS = "too_many_topics"
+    INVALID_TIMESTAMP = "invalid_timestamp"
+    UNKNOWN_TYPE = "unknown_type"
+    UNKNOWN_PLATFORM = "unknown_platform"
+    UNKNOWN_SENTIMENT = "unknown_sentiment"
+    INVALID_AMOUNT = "invalid_amount"
+    INVALID_CURRENCY = "invalid_currency"
+    # Not produced by decode: a later stage raised on a valid event (a bug, kept visible).
+    INTERNAL_ERROR = "internal_error"
+
+
+class SocialEvent(NamedTuple):
+    """One validated social interaction.  ``ts_ms`` is event time in epoch milliseconds (UTC).
+
+    A NamedTuple rather than the usual frozen dataclass: it is just as immutable and typed, and
+    four times cheaper to build (0.4 vs 1.7 us), which is a third of the per-event decode cost.
+    """
+
+    event_id: str
+    ts_ms: int
+    type: str
+    platform: str
+    campaign_id: str
+    creative_id: str | None = None
+    post_id: str | None = None
+    author_id: str | None = None
+    segment: str | None = None
+    lang: str | None = None
+    text: str | None = None
+    topics: tuple[str, ...] = ()
+    amount: float | None = None
+    currency: str | None = None
+    sentiment: str | None = None
+    target_event_id: str | None = None
+    schema_version: int = SCHEMA_VERSION
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """Why an input was refused: a stable ``reason`` code and a human ``detail``."""
+
+    reason: Reason
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One event of a message: its 1-based line number (0 for a single-event message), its
+    original bytes, and what they decoded to."""
+
+    number: int
+    raw: bytes
+    result: SocialEvent | Rejected
+
+
+class _Invalid(Exception):
+    """Private control flow of the field checks; never leaves this module."""
+
+    def __init__(self, reason: Reason, detail: str) -> None:
+        self.reason = reason
+        self.detail = detail
+
+
+def decode(data: bytes) -> SocialEvent | Rejected:
+    """Decode and validate one event.  Never raises."""
+    if not data or data.isspace():
+        return Rejected(Reason.EMPTY, "message has no content")
+    if len(data) > MAX_EVENT_BYTES:
+        return Rejected(Reason.TOO_LARGE, f"event is {len(data)} bytes, limit {MAX_EVENT_BYTES}")
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        return _json_rejection(data, str(exc))
+    return validate(obj)
+
+
+def decode_message(value: bytes | None) -> list[Line]:
+    """Decode a Kafka message value: one JSON event, or newline-delimited events (a batch).
+
+    A message that parses as one JSON value is a single event (line number 0), even when it is
+    pretty-printed over several lines; otherwise each non-blank line is decoded on its own, so a bad
+    line costs only itself.
+    """
+    if not value:
+        return [Line(0, value or b"", Rejected(Reason.EMPTY, "message has no value"))]
+    if b"\n" not in value.rstrip():
+        return [Line(0, value, decode(value))]
+    if len(value) <= MAX_EVENT_BYTES:
+        try:
+            return [Line(0, value, validate(orjson.loads(value)))]
+        except orjson.JSONDecodeError:
+            pass  # not a single JSON value: a batch
+    return [Line(n, raw, decode(raw)) for n, raw in _lines(value)]
+
+
+def _lines(value: bytes) -> Iterator[tuple[int, bytes]]:
+    for n, raw in enumerate(value.split(b"\n"), start=1):
+        line = raw[:-1] if raw.endswith(b"\r") else raw
+        if line and not line.isspace():
+            yield n, line
+
+
+def validate(obj: Any) -> SocialEvent | Rejected:
+    """Validate an already-parsed JSON value against the v1 contract.  Never raises."""
+    if type(obj) is not dict:
+        return Rejected(Reason.NOT_AN_OBJECT, f"expected a JSON object, got {_kind(obj)}")
+    try:
+        return _event(obj)
+    except _Invalid as exc:
+        return Rejected(exc.reason, exc.detail)
+
+
+def _event(obj: dict[str, Any]) -> SocialEvent:
+    version = obj.get("schema_version", SCHEMA_VERSION)
+    if version is not None and version != SCHEMA_VERSION:
+        if type(version) is not int:
+            raise _Invalid(Reason.WRONG_TYPE,
+                           f"schema_version must be an integer, got {_kind(version)}")
+        raise _Invalid(Reason.UNSUPPORTED_SCHEMA_VERSION,
+                       f"schema_version {version} is not supported (this worker reads 1)")
+    etype = _enum(obj, "type", EVENT_TYPES, Reason.UNKNOWN_TYPE)
+    assert etype is not None
+    needs = REQUIRED_BY_TYPE[etype]
+    get = obj.get
+    event_id = _ident(obj, "event_id", True)
+    campaign_id = _ident(obj, "campaign_id", True)
+    platform = _enum(obj, "platform", PLATFORMS, Reason.UNKNOWN_PLATFORM)
+    assert event_id is not None and campaign_id is not None and platform is not None
+    # Absent optional fields (the common case) cost one dict lookup, not a helper call.
+    topics, amount, text, currency = get("topics"), get("amount"), get("text"), get("currency")
+    sentiment = get("sentiment")
+    return SocialEvent(
+        event_id,
+        _timestamp(get("ts")),
+        etype,
+        platform,
+        campaign_id,
+        _ident(obj, "creative_id", "creative_id" in needs),
+        _ident(obj, "post_id", "post_id" in needs),
+        None if get("author_id") is None else _ident(obj, "author_id", False),
+        None if get("segment") is None else _ident(obj, "segment", False),
+        None if get("lang") is None else _ident(obj, "lang", False),
+        None if text is None and "text" not in needs else _text(text, "text" in needs),
+        () if topics is None else _topics(topics),
+        None if amount is None and "amount" not in needs else _amount(amount),
+        None if currency is None and "currency" not in needs else _currency(currency, True),
+        None if sentiment is None and "sentiment" not in needs
+        else _enum(obj, "sentiment", SENTIMENTS, Reason.UNKNOWN_SENTIMENT),
+        None if "target_event_id" not in needs and get("target_event_id") is None
+        else _ident(obj, "target_event_id", "target_event_id" in needs),
+    )
+
+
+def _ident(obj: dict[str, Any], name: str, required: bool) -> str | None:
+    value = obj.get(name)
+    if value is None:
+        if required:
+            raise _Invalid(Reason.MISSING_FIELD, f"{name} is required")
+        return None
+    if type(value) is not str:
+        raise _Invalid(Reason.WRONG_TYPE, f"{name} must be a string, got {_kind(value)}")
+    if not 0 < len(value) <= MAX_ID_CHARS:
+        raise _Invalid(Reason.INVALID_STRING,
+                       f"{name} must have 1 to {MAX_ID_CHARS} characters, has {len(value)}")
+    return value
+
+
+def _enum(obj: dict[str, Any], name: str, allowed: frozenset[str], reason: Reason,
+          required: bool = True) -> str | None:
+    value = obj.get(name)
+    if type(value) is str:
+        if value in allowed:
+            return value
+        raise _Invalid(reason, f"{name} {value[:40]!r} is not one of {', '.join(sorted(allowed))}")
+    if value is None:
+        if required:
+            raise _Invalid(Reason.MISSING_FIELD, f"{name} is required")
+        return None
+    raise _Invalid(Reason.WRONG_TYPE, f"{name} must be a string, got {_kind(value)}")
+
+
+def _timestamp(value: Any) -> int:
+    kind = type(value)
+    if kind is int or kind is float:
+        ms = int(value) if math.isfinite(value) else -1
+        hint = " (epoch milliseconds expected, this looks like seconds)" \
+            if 0 < ms < MIN_TS_MS // 1000 * 10 else ""
+    elif kind is str:
+        ms, hint = _rfc3339_ms(value), ""
+    elif value is None:
+        raise _Invalid(Reason.MISSING_FIELD, "ts is required")
+    else:
+        raise _Invalid(Reason.WRONG_TYPE,
+                       f"ts must be an RFC 3339 string or epoch milliseconds, got {_kind(value)}")
+    if not MIN_TS_MS <= ms < MAX_TS_MS:
+        raise _Invalid(Reason.INVALID_TIMESTAMP,
+                       f"ts {str(value)[:40]} is outside 2000-01-01..2100-01-01{hint}")
+    return ms
+
+
+def _rfc3339_ms(value: str) -> int:
+    try:
+        moment = datetime.fromisoformat(value) if 10 < len(value) <= 40 else None
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise _Invalid(Reason.INVALID_TIMESTAMP,
+                       f"ts {value[:40]!r} is not RFC 3339 with a time zone "
+                       "(e.g. 2026-11-26T10:00:00Z)")
+    return int(moment.timestamp() * 1000)
+
+
+def _text(value: Any, required: bool) -> str | None:
+    if value is None:
+        if required:
+            raise _Invalid(Reason.MISSING_FIELD, "text is required")
+        return None
+    if type(value) is not str:
+        raise _Invalid(Reason.WRONG_TYPE, f"text must be a string, got {_kind(value)}")
+    if len(value) > MAX_TEXT_CHARS:
+        raise _Invalid(Reason.TEXT_TOO_LONG,
+                       f"text has {len(value)} characters, limit {MAX_TEXT_CHARS}")
+    if required and not value:
+        raise _Invalid(Reason.INVALID_STRING, "text must not be empty")
+    return value
+
+
+def _topics(value: Any) -> tuple[str, ...]:
+    if type(value) is not list:
+        raise _Invalid(Reason.WRONG_TYPE, f"topics must be a list of strings, got {_kind(value)}")
+    if len(value) > MAX_TOPICS:
+        raise _Invalid(Reason.TOO_MANY_TOPICS, f"{len(value)} topics, limit {MAX_TOPICS}")
+    for topic in value:
+        if type(topic) is not str:
+            raise _Invalid(Reason.WRONG_TYPE, f"each topic must be a string, got {_kind(topic)}")
+        if not 0 < len(topic) <= MAX_ID_CHARS:
+            raise _Invalid(Reason.INVALID_STRING,
+                           f"each topic must have 1 to {MAX_ID_CHARS} characters")
+    return tuple(value)
+
+
+def _amount(value: Any) -> float:
+    if value is None:
+        raise _Invalid(Reason.MISSING_FIELD, "amount is required")
+    kind = type(value)
+    if kind is not float and kind is not int:
+        raise _Invalid(Reason.WRONG_TYPE, f"amount must be a number, got {_kind(value)}")
+    if not 0 <= value <= MAX_AMOUNT:  # also refuses NaN
+        raise _Invalid(Reason.INVALID_AMOUNT, f"amount {value} is outside 0..{MAX_AMOUNT:.0e}")
+    return float(value)
+
+
+def _currency(value: Any, required: bool) -> str | None:
+    if value is None:
+        if required:
+            raise _Invalid(Reason.MISSING_FIELD, "currency is required")
+        return None
+    if type(value) is not str:
+        raise _Invalid(Reason.WRONG_TYPE, f"currency must be a string, got {_kind(value)}")
+    if not (len(value) == 3 and value.isascii() and value.isalpha() and value.isupper()):
+        raise _Invalid(Reason.INVALID_CURRENCY,
+                       f"currency {value[:20]!r} is not an ISO 4217 code such as EUR")
+    return value
+
+
+def _json_rejection(data: bytes, message: str) -> Rejected:
+    lowered = message.lower()
+    if "utf-8" in lowered or "surrogate" in lowered or "unicode" in lowered:
+        return Rejected(Reason.INVALID_UTF8, message)
+    if "infinity" in lowered or b"NaN" in data or b"Infinity" in data:
+        return Rejected(Reason.NON_FINITE_NUMBER, f"NaN and Infinity are not JSON ({message})")
+    if "64-bit" in lowered or "integer" in lowered:
+        return Rejected(Reason.NUMBER_OUT_OF_RANGE, message)
+    return Rejected(Reason.INVALID_JSON, message)
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
+            int: "an integer", float: "a number", type(None): "null"}.get(type(value), "a value")
