@@ -1,0 +1,115 @@
+"""The ingest agent: every message of the input topic is decoded, and each of its events is either
+applied by the pipeline, forwarded to the partition that owns its campaign, or dead-lettered.
+
+This is the one place that catches per event: Faust acks an event even when the agent body raises,
+so an exception escaping here would lose it.  Nothing is ever acked without having been applied,
+forwarded or written to the dead-letter topic.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from typing import Any
+
+import faust
+from faust.types import Message
+
+from agents.kafka import owner_partition
+from streams import metrics
+from streams.config import Settings
+from streams.events import Line, Reason, Rejected, decode_message
+from streams.pipeline import Pipeline
+
+log = logging.getLogger(__name__)
+
+
+class Ingest:
+    """Holds the topics and the pipeline; ``handle`` processes one Kafka message."""
+
+    def __init__(self, app: faust.App, settings: Settings, pipeline: Pipeline) -> None:
+        self.settings = settings
+        self.pipeline = pipeline
+        self.partitions = settings.partitions
+        self.source = app.topic(settings.input_topic, key_type=bytes, value_type=bytes,
+                                key_serializer="raw", value_serializer="raw",
+                                partitions=settings.partitions)
+        self.dlq = app.topic(settings.dlq_topic, key_type=bytes, value_type=bytes,
+                             key_serializer="raw", value_serializer="raw",
+                             partitions=settings.partitions)
+
+    async def handle(self, message: Message) -> None:
+        metrics.MESSAGES.inc()
+        foreign: dict[str, list[bytes]] = defaultdict(list)
+        for line in decode_message(message.value):
+            event = line.result
+            if isinstance(event, Rejected):
+                await self.dead_letter(message, line, event)
+            elif owner_partition(event.campaign_id, self.partitions) != message.partition:
+                foreign[event.campaign_id].append(line.raw)
+            else:
+                try:
+                    self.pipeline.process(event)
+                except Exception as exc:  # a bug in a later stage: keep the event, visibly
+                    log.exception("pipeline failed on event %s", event.event_id)
+                    await self.dead_letter(message, line, Rejected(
+                        Reason.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"[:500]))
+                else:
+                    metrics.EVENTS_BY_TYPE[event.type].inc()
+        for campaign_id, raws in foreign.items():
+            await self.forward(message, campaign_id, raws)
+
+    async def forward(self, message: Message, campaign_id: str, raws: list[bytes]) -> None:
+        """Send events to the partition that owns their campaign, keyed by campaign_id."""
+        metrics.REROUTED.inc(len(raws))
+        await self._send(self.source, campaign_id.encode(), b"\n".join(raws),
+                         partition=owner_partition(campaign_id, self.partitions),
+                         headers=_source_headers(message))
+
+    async def dead_letter(self, message: Message, line: Line, rejected: Rejected) -> None:
+        """Original key and bytes unchanged; the why and the where go in headers."""
+        metrics.DEAD_LETTERS_BY_REASON[rejected.reason].inc()
+        headers = [("error.reason", rejected.reason.value.encode()),
+                   ("error.detail", rejected.detail.encode("utf-8", "backslashreplace")),
+                   *_source_headers(message)]
+        if line.number:
+            headers.append(("source.line", str(line.number).encode()))
+        await self._send(self.dlq, message.key, line.raw, headers=headers)
+
+    async def _send(self, topic: faust.TopicT, key: bytes | None, value: bytes,
+                    **kwargs: Any) -> None:
+        # Faust flushes the producer before it commits the source offset; a message that still
+        # fails to be delivered after the producer's retries must not let that commit happen.
+        sent = await topic.send(key=key, value=value, **kwargs)
+        sent.add_done_callback(_exit_on_failure)
+
+
+def _source_headers(message: Message) -> list[tuple[str, bytes]]:
+    headers = {k: v for k, v in (message.headers or [])}
+    if "source.topic" in headers:  # a forwarded event keeps the address of its first arrival
+        return [(k, headers[k]) for k in ("source.topic", "source.partition", "source.offset")]
+    return [("source.topic", message.topic.encode()),
+            ("source.partition", str(message.partition).encode()),
+            ("source.offset", str(message.offset).encode())]
+
+
+def _exit_on_failure(fut: Any) -> None:
+    if not fut.cancelled() and fut.exception() is not None:
+        log.critical("could not deliver an output message (%r): stopping the worker before its "
+                     "source offset is committed; a restart reprocesses it", fut.exception())
+        os._exit(70)
+
+
+def attach(app: faust.App, settings: Settings, pipeline: Pipeline) -> Ingest:
+    """Register the ingest agent on ``app``."""
+    ingest = Ingest(app, settings, pipeline)
+
+    async def ingest_agent(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        async for event in stream.events():
+            await ingest.handle(event.message)
+            yield None
+
+    app.agent(ingest.source, name="ingest")(ingest_agent)
+    return ingest

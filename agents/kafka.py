@@ -1,0 +1,96 @@
+"""Kafka clients for the process edge: connection options, topic creation, partition ownership.
+
+Everything that talks to Kafka outside Faust's own consumer goes through here, so TLS and SASL
+settings are applied the same way by the worker, the CLI and the tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError, for_code
+from aiokafka.helpers import create_ssl_context
+from aiokafka.partitioner import murmur2
+
+from streams.config import Settings
+from streams.errors import ConfigError
+
+
+def ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    """A TLS context for SSL / SASL_SSL, trusting ``ssl_cafile`` (system CAs when empty)."""
+    if "SSL" not in settings.security_protocol:
+        return None
+    return create_ssl_context(cafile=settings.ssl_cafile or None,
+                              certfile=settings.ssl_certfile or None,
+                              keyfile=settings.ssl_keyfile or None)
+
+
+def client_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments shared by every aiokafka client: servers, TLS, SASL."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap_servers,
+        "security_protocol": settings.security_protocol,
+        "ssl_context": ssl_context(settings),
+    }
+    if settings.security_protocol.startswith("SASL"):
+        options.update(sasl_mechanism=settings.sasl_mechanism,
+                       sasl_plain_username=settings.sasl_username,
+                       sasl_plain_password=settings.sasl_password)
+    return options
+
+
+def new_producer(settings: Settings, **extra: Any) -> AIOKafkaProducer:
+    """An idempotent producer (acks=all): retries can never duplicate or reorder a message."""
+    return AIOKafkaProducer(**client_options(settings), enable_idempotence=True, acks="all",
+                            **extra)
+
+
+def owner_partition(campaign_id: str, partitions: int) -> int:
+    """The input partition that owns a campaign: Kafka's default (murmur2) partitioner, the one
+    the Java client, aiokafka and Faust use for a keyed message."""
+    return (murmur2(campaign_id.encode()) & 0x7FFFFFFF) % partitions
+
+
+async def ensure_topics(settings: Settings) -> dict[str, str]:
+    """Create the input, dead-letter and recommendation topics with the configured partition count.
+
+    Existing topics are kept; an input topic with another partition count is an error (Faust
+    would crash on it, and campaign ownership would not match the configuration).
+    """
+    admin = AIOKafkaAdminClient(**client_options(settings), request_timeout_ms=30_000)
+    await admin.start()
+    try:
+        names = [settings.input_topic, settings.dlq_topic, settings.recommendations_topic]
+        response = await admin.create_topics(
+            [NewTopic(name, settings.partitions, settings.replication_factor) for name in names])
+        outcome: dict[str, str] = {}
+        for name, code, *_ in response.topic_errors:
+            error = for_code(code)
+            if code and error is not TopicAlreadyExistsError:
+                raise ConfigError(f"cannot create topic {name}: {error.__name__}")
+            outcome[name] = "exists" if code else "created"
+        count = await _partition_count(admin, settings.input_topic)
+        if count != settings.partitions:
+            raise ConfigError(
+                f"topic {settings.input_topic} has {count} partitions but SOCIALSTREAM_PARTITIONS "
+                f"is {settings.partitions}: set it to {count} or use a new topic")
+        return outcome
+    finally:
+        await admin.close()
+
+
+async def _partition_count(admin: AIOKafkaAdminClient, topic: str) -> int:
+    """Partitions of ``topic`` once its metadata has propagated (a just-created topic may show
+    none for a moment)."""
+    count = 0
+    for _ in range(50):
+        described = await admin.describe_topics([topic])
+        count = len(described[0]["partitions"]) if described else 0
+        if count:
+            break
+        await asyncio.sleep(0.1)
+    return count

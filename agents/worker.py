@@ -1,0 +1,31 @@
+"""Run one worker process: make sure the topics exist, then hand the app to Faust's Worker."""
+
+from __future__ import annotations
+
+import asyncio
+
+import faust
+
+from agents import ingest, web
+from agents.app import App, create_app
+from agents.kafka import ensure_topics
+from streams.config import Settings
+from streams.pipeline import Pipeline
+
+
+def build(settings: Settings) -> App:
+    """The complete app: ingest agent, pipeline, HTTP endpoints."""
+    app = create_app(settings)
+    ingest.attach(app, settings, Pipeline())
+    web.attach(app)
+    return app
+
+
+def run_worker(settings: Settings) -> int:
+    """Blocks until SIGTERM/SIGINT; Faust then finishes in-flight events and commits."""
+    # Pre-create topics: Faust crashes on a source topic auto-created with another count.
+    asyncio.run(ensure_topics(settings))
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    app = build(settings)
+    worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True)
+    worker.execute_from_commandline()
