@@ -56,7 +56,6 @@ class Reason(StrEnum):
     INVALID_UTF8 = "invalid_utf8"
     INVALID_JSON = "invalid_json"
     NON_FINITE_NUMBER = "non_finite_number"
-    NUMBER_OUT_OF_RANGE = "number_out_of_range"
     NOT_AN_OBJECT = "not_an_object"
     UNSUPPORTED_SCHEMA_VERSION = "unsupported_schema_version"
     MISSING_FIELD = "missing_field"
@@ -334,8 +333,6 @@ def _json_rejection(data: bytes, message: str) -> Rejected:
         return Rejected(Reason.INVALID_UTF8, message)
     if "infinity" in lowered or b"NaN" in data or b"Infinity" in data:
         return Rejected(Reason.NON_FINITE_NUMBER, f"NaN and Infinity are not JSON ({message})")
-    if "64-bit" in lowered or "integer" in lowered:
-        return Rejected(Reason.NUMBER_OUT_OF_RANGE, message)
     return Rejected(Reason.INVALID_JSON, message)
 
 

@@ -1,0 +1,134 @@
+"""Shared fixtures: a real Kafka broker (started by scripts/kafka-local) and worker processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+ROOT = Path(__file__).resolve().parents[1]
+KAFKA_LOCAL = ROOT / "scripts" / "kafka-local"
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Bootstrap address of a real single-node KRaft broker, stopped at the end of the session."""
+    state = tmp_path_factory.mktemp("kafka")
+    started = subprocess.run([sys.executable, str(KAFKA_LOCAL), "start", "--dir", str(state)],
+                             capture_output=True, text=True, timeout=600)
+    if started.returncode != 0:
+        pytest.fail(f"scripts/kafka-local start failed:\n{started.stderr}", pytrace=False)
+    try:
+        yield started.stdout.strip()
+    finally:
+        subprocess.run([sys.executable, str(KAFKA_LOCAL), "stop", "--dir", str(state)],
+                       capture_output=True, timeout=120)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Deployment:
+    """One isolated socialstream deployment: fresh topic names and consumer group per test."""
+
+    bootstrap: str
+    tmp: Path
+    partitions: int = 4
+    name: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    ports: list[int] = field(default_factory=list)
+
+    @property
+    def input_topic(self) -> str:
+        return f"events-{self.name}"
+
+    @property
+    def dlq_topic(self) -> str:
+        return f"events-{self.name}.dlq"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {**os.environ,
+                "SOCIALSTREAM_BOOTSTRAP_SERVERS": self.bootstrap,
+                "SOCIALSTREAM_APP_ID": f"app-{self.name}",
+                "SOCIALSTREAM_INPUT_TOPIC": self.input_topic,
+                "SOCIALSTREAM_DLQ_TOPIC": self.dlq_topic,
+                "SOCIALSTREAM_RECOMMENDATIONS_TOPIC": f"recs-{self.name}",
+                "SOCIALSTREAM_PARTITIONS": str(self.partitions),
+                "SOCIALSTREAM_DATA_DIR": str(self.tmp / "data"),
+                **extra}
+
+    def cli(self, *args: str, input: bytes | None = None,
+            **extra: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run([sys.executable, "-m", "agents.cli", *args], env=self.env(**extra),
+                              input=input, capture_output=True, timeout=300, cwd=ROOT)
+
+    def start_worker(self) -> int:
+        """Start a worker process; returns its web port once /healthz answers."""
+        port = free_port()
+        log = open(self.tmp / f"worker-{port}.log", "wb")  # noqa: SIM115 (closed with the process)
+        proc = subprocess.Popen([sys.executable, "-m", "agents.cli", "worker"], cwd=ROOT,
+                                env=self.env(SOCIALSTREAM_WEB_PORT=str(port)),
+                                stdout=log, stderr=subprocess.STDOUT)
+        self.workers.append(proc)
+        self.ports.append(port)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                pytest.fail(f"worker exited with {proc.returncode}:\n{self.log(port)}")
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                return port
+            except OSError:
+                time.sleep(0.3)
+        pytest.fail(f"worker did not answer /healthz within 120 s:\n{self.log(port)}")
+
+    def log(self, port: int) -> str:
+        return (self.tmp / f"worker-{port}.log").read_text(errors="replace")[-4000:]
+
+    def stop(self) -> None:
+        for proc in self.workers:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.workers:
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture
+def deployment(kafka: str, tmp_path: Path) -> Iterator[Deployment]:
+    dep = Deployment(kafka, tmp_path)
+    try:
+        yield dep
+    finally:
+        dep.stop()
+
+
+def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Samples of a worker's /metrics as {(name, sorted labels): value}."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def by_label(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str,
+             label: str) -> dict[str, float]:
+    return {dict(labels)[label]: value for (n, labels), value in samples.items()
+            if n == name and value}
