@@ -8,11 +8,12 @@ forwarded or written to the dead-letter topic.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections import defaultdict
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, cast
 
 import faust
 from faust.types import Message
@@ -82,12 +83,13 @@ class Ingest:
                     **kwargs: Any) -> None:
         # Faust flushes the producer before it commits the source offset; a message that still
         # fails to be delivered after the producer's retries must not let that commit happen.
-        sent = await topic.send(key=key, value=value, **kwargs)
+        sent = cast(asyncio.Future[Any], await topic.send(key=key, value=value, **kwargs))
         sent.add_done_callback(_exit_on_failure)
 
 
 def _source_headers(message: Message) -> list[tuple[str, bytes]]:
-    headers = {k: v for k, v in (message.headers or [])}
+    raw = message.headers or ()
+    headers = dict(raw.items() if isinstance(raw, Mapping) else raw)
     if "source.topic" in headers:  # a forwarded event keeps the address of its first arrival
         return [(k, headers[k]) for k in ("source.topic", "source.partition", "source.offset")]
     return [("source.topic", message.topic.encode()),

@@ -24,9 +24,10 @@ def ssl_context(settings: Settings) -> ssl.SSLContext | None:
     """A TLS context for SSL / SASL_SSL, trusting ``ssl_cafile`` (system CAs when empty)."""
     if "SSL" not in settings.security_protocol:
         return None
-    return create_ssl_context(cafile=settings.ssl_cafile or None,
-                              certfile=settings.ssl_certfile or None,
-                              keyfile=settings.ssl_keyfile or None)
+    context: ssl.SSLContext = create_ssl_context(cafile=settings.ssl_cafile or None,
+                                                 certfile=settings.ssl_certfile or None,
+                                                 keyfile=settings.ssl_keyfile or None)
+    return context
 
 
 def client_options(settings: Settings) -> dict[str, Any]:
@@ -52,7 +53,7 @@ def new_producer(settings: Settings, **extra: Any) -> AIOKafkaProducer:
 def owner_partition(campaign_id: str, partitions: int) -> int:
     """The input partition that owns a campaign: Kafka's default (murmur2) partitioner, the one
     the Java client, aiokafka and Faust use for a keyed message."""
-    return (murmur2(campaign_id.encode()) & 0x7FFFFFFF) % partitions
+    return int(murmur2(campaign_id.encode()) & 0x7FFFFFFF) % partitions
 
 
 async def ensure_topics(settings: Settings) -> dict[str, str]:

@@ -69,38 +69,36 @@ def read_keyed_lines(stream: IO[bytes], report: ProduceReport) -> Iterator[tuple
 
 async def produce_file(settings: Settings, path: str, *, topic: str, batch_size: int = 100,
                        progress: bool = True) -> ProduceReport:
+    """Send every JSON line of ``path``; per key, lines keep their order."""
     report = ProduceReport()
-    producer = new_producer(settings, linger_ms=5, max_batch_size=256 * 1024)
-    await producer.start()
-    pending: dict[bytes | None, list[bytes]] = {}
-    buffered = 0
     started = time.monotonic()
+    with _open(path) as stream:  # a missing file is reported before any connection is made
+        producer = new_producer(settings, linger_ms=5, max_batch_size=256 * 1024)
+        await producer.start()
+        try:
+            pending: dict[bytes | None, list[bytes]] = {}
 
-    async def flush(key: bytes | None) -> None:
-        lines = pending.pop(key)
-        await producer.send(topic, b"\n".join(lines), key=key)
-        report.messages += 1
-        report.events += len(lines)
+            async def flush(key: bytes | None) -> None:
+                lines = pending.pop(key)
+                await producer.send(topic, b"\n".join(lines), key=key)
+                report.messages += 1
+                report.events += len(lines)
 
-    try:
-        with _open(path) as stream:
-            for key, line in read_keyed_lines(stream, report):
-                pending.setdefault(key, []).append(line)
-                buffered += 1
-                if len(pending[key]) >= batch_size:
-                    buffered -= len(pending[key])
+            for n, (key, line) in enumerate(read_keyed_lines(stream, report), start=1):
+                batch = pending.setdefault(key, [])
+                batch.append(line)
+                if len(batch) >= batch_size:
                     await flush(key)
-                elif buffered >= MAX_BUFFERED_EVENTS:
+                if n % MAX_BUFFERED_EVENTS == 0:  # bound memory with many keys
                     for k in list(pending):
                         await flush(k)
-                    buffered = 0
-                if progress and report.messages % 1000 == 0:
+                if progress and n % 5000 == 0:
                     _progress(report, started)
             for k in list(pending):
                 await flush(k)
-        await producer.flush()
-    finally:
-        await producer.stop()
+            await producer.flush()
+        finally:
+            await producer.stop()
     if progress:
         _progress(report, started, final=True)
     return report

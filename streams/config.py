@@ -95,7 +95,7 @@ class Settings:
     def describe(cls) -> Iterator[tuple[str, str, str]]:
         """(env var, default, meaning) for every setting, in declaration order."""
         for f in fields(cls):
-            yield ENV_PREFIX + f.name.upper(), str(f.default), str(f.metadata["doc"])
+            yield ENV_PREFIX + f.name.upper(), str(f.default) or '""', str(f.metadata["doc"])
 
 
 def _field_types() -> dict[str, Any]:
@@ -109,5 +109,6 @@ def _parse(name: str, raw: str, kind: Any) -> Any:
         try:
             return int(raw)
         except ValueError:
-            raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be an integer, got {raw!r}") from None
+            raise ConfigError(
+                f"{ENV_PREFIX}{name.upper()} must be an integer, got {raw!r}") from None
     return raw

@@ -1,10 +1,10 @@
-"""The input contract (DESIGN.md section 4): bytes in, a valid ``SocialEvent`` or a ``Rejected`` out.
+"""The input contract (DESIGN.md section 4): bytes in, a valid ``SocialEvent`` or a ``Rejected``.
 
-``decode`` never raises on any input: every refusal is a value with a stable reason code (listed in
-``Reason`` and documented with examples in docs/events.md) so the ingest agent can dead-letter it and
-carry on.  The hot path is one ``orjson.loads`` plus one pass over the fields; the field checks raise a
-private exception that is turned into a ``Rejected`` value at the module boundary, which keeps the
-valid path free of per-field result checks.
+``decode`` never raises on any input: every refusal is a value with a stable reason code (listed
+in ``Reason`` and documented with examples in docs/events.md) so the ingest agent can dead-letter
+it and carry on.  The hot path is one ``orjson.loads`` plus one pass over the fields; the field
+checks raise a private exception that is turned into a ``Rejected`` value at the module boundary,
+which keeps the valid path free of per-field result checks.
 """
 
 from __future__ import annotations

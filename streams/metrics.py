@@ -11,7 +11,7 @@ from prometheus_client import Counter, disable_created_metrics
 from streams.events import EVENT_TYPES, Reason
 
 # *_created series double the scrape for no dashboard use.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 EVENTS = Counter(
     "socialstream_events",

@@ -33,8 +33,8 @@ async def produce_aiokafka(bootstrap: str, topic: str, singles: list[Payload],
     messages = 0
     try:
         for i, p in enumerate(singles):
-            key = None if i % 25 == 0 or p.campaign_id is None else p.campaign_id.encode()
-            await producer.send(topic, p.raw, key=key)
+            single_key = None if i % 25 == 0 or p.campaign_id is None else p.campaign_id.encode()
+            await producer.send(topic, p.raw, key=single_key)
             messages += 1
         groups: dict[str, list[bytes]] = defaultdict(list)
         for p in batched:
