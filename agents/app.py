@@ -54,6 +54,8 @@ def create_app(settings: Settings) -> App:
         # came up are processed, not skipped.
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        # Batch output records for 5 ms instead of one produce request per dead letter.
+        producer_linger_ms=5,
         web_enabled=True,
         web_bind=settings.web_host,
         web_host=settings.web_host,

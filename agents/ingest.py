@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections import defaultdict
-from collections.abc import AsyncIterator, Mapping
+from collections import Counter, defaultdict
+from collections.abc import Mapping
 from typing import Any, cast
 
 import faust
@@ -44,6 +44,7 @@ class Ingest:
     async def handle(self, message: Message) -> None:
         metrics.MESSAGES.inc()
         foreign: dict[str, list[bytes]] = defaultdict(list)
+        applied: Counter[str] = Counter()  # one counter increment per type per message
         for line in decode_message(message.value):
             event = line.result
             if isinstance(event, Rejected):
@@ -58,7 +59,9 @@ class Ingest:
                     await self.dead_letter(message, line, Rejected(
                         Reason.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"[:500]))
                 else:
-                    metrics.EVENTS_BY_TYPE[event.type].inc()
+                    applied[event.type] += 1
+        for etype, n in applied.items():
+            metrics.EVENTS_BY_TYPE[etype].inc(n)
         for campaign_id, raws in foreign.items():
             await self.forward(message, campaign_id, raws)
 
@@ -108,10 +111,9 @@ def attach(app: faust.App, settings: Settings, pipeline: Pipeline) -> Ingest:
     """Register the ingest agent on ``app``."""
     ingest = Ingest(app, settings, pipeline)
 
-    async def ingest_agent(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+    async def ingest_agent(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             await ingest.handle(event.message)
-            yield None
 
     app.agent(ingest.source, name="ingest")(ingest_agent)
     return ingest

@@ -7,6 +7,7 @@ settings are applied the same way by the worker, the CLI and the tests.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ssl
 from typing import Any
 
@@ -50,6 +51,7 @@ def new_producer(settings: Settings, **extra: Any) -> AIOKafkaProducer:
                             **extra)
 
 
+@functools.lru_cache(maxsize=65_536)
 def owner_partition(campaign_id: str, partitions: int) -> int:
     """The input partition that owns a campaign: Kafka's default (murmur2) partitioner, the one
     the Java client, aiokafka and Faust use for a keyed message."""

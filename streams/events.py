@@ -107,10 +107,10 @@ class Rejected:
     detail: str
 
 
-@dataclass(frozen=True, slots=True)
-class Line:
+class Line(NamedTuple):
     """One event of a message: its 1-based line number (0 for a single-event message), its
-    original bytes, and what they decoded to."""
+    original bytes, and what they decoded to.  A NamedTuple for the same reason as SocialEvent:
+    one is built per event."""
 
     number: int
     raw: bytes
