@@ -16,7 +16,7 @@ from agents.ingest import Ingest
 from agents.kafka import owner_partition
 from streams import metrics
 from streams.config import Settings
-from streams.events import SocialEvent
+from streams.events import Reason, SocialEvent
 from streams.pipeline import Outcome, Pipeline
 
 SETTINGS = Settings(partitions=4, input_topic="in", dlq_topic="in.dlq")
@@ -63,7 +63,7 @@ async def test_a_failing_stage_dead_letters_that_event_only() -> None:
     pipeline = Failing()
     ingest = Recording(pipeline)
     value = b"\n".join([event("c", "a"), event("c", "boom"), event("c", "b")])
-    before = metrics.DEAD_LETTERS_BY_REASON["internal_error"]._value.get()
+    before = metrics.DEAD_LETTERS_BY_REASON[Reason.INTERNAL_ERROR]._value.get()
     await ingest.handle(message(value, b"c", home("c")))
     assert pipeline.seen == ["a", "boom", "b"]
     [dead] = ingest.sent
@@ -73,7 +73,7 @@ async def test_a_failing_stage_dead_letters_that_event_only() -> None:
     assert headers["error.reason"] == b"internal_error"
     assert b"ValueError: model exploded" in headers["error.detail"]
     assert headers["source.offset"] == b"42" and headers["source.line"] == b"2"
-    assert metrics.DEAD_LETTERS_BY_REASON["internal_error"]._value.get() == before + 1
+    assert metrics.DEAD_LETTERS_BY_REASON[Reason.INTERNAL_ERROR]._value.get() == before + 1
 
 
 async def test_events_away_from_home_are_forwarded_grouped_by_campaign() -> None:
