@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from streams.config import Settings
 from streams.errors import StreamsError
@@ -124,6 +124,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args))
+    except KafkaConnectionError as exc:
+        settings = Settings.from_env()
+        print(f"socialstream {args.command}: error: cannot connect to Kafka at "
+              f"{getattr(args, 'bootstrap_servers', None) or settings.bootstrap_servers} "
+              f"({settings.security_protocol}): {_one_line(exc)}", file=sys.stderr)
+        return 2
     except (StreamsError, KafkaError, OSError) as exc:
         print(f"socialstream {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2

@@ -36,6 +36,22 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                        capture_output=True, timeout=120)
 
 
+@pytest.fixture(scope="session")
+def kafka_sasl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A second broker with a SASL_PLAINTEXT listener (PLAIN and SCRAM, user alice); yields the
+    SASL listener's address."""
+    state = tmp_path_factory.mktemp("kafka-sasl")
+    started = subprocess.run([sys.executable, str(KAFKA_LOCAL), "start", "--sasl", "--dir",
+                              str(state)], capture_output=True, text=True, timeout=600)
+    if started.returncode != 0:
+        pytest.fail(f"scripts/kafka-local start --sasl failed:\n{started.stderr}", pytrace=False)
+    try:
+        yield (state / "sasl_bootstrap").read_text().strip()
+    finally:
+        subprocess.run([sys.executable, str(KAFKA_LOCAL), "stop", "--dir", str(state)],
+                       capture_output=True, timeout=120)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -52,6 +68,7 @@ class Deployment:
     name: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     ports: list[int] = field(default_factory=list)
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def input_topic(self) -> str:
@@ -70,7 +87,7 @@ class Deployment:
                 "SOCIALSTREAM_RECOMMENDATIONS_TOPIC": f"recs-{self.name}",
                 "SOCIALSTREAM_PARTITIONS": str(self.partitions),
                 "SOCIALSTREAM_DATA_DIR": str(self.tmp / "data"),
-                **extra}
+                **self.extra_env, **extra}
 
     def cli(self, *args: str, input: bytes | None = None,
             **extra: str) -> subprocess.CompletedProcess[bytes]:
