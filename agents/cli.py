@@ -64,6 +64,12 @@ def cmd_consume(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    from agents.replay import run_replay
+
+    return run_replay(args.events, out=args.out, report=args.report)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from agents.demo import run_demo
 
@@ -111,6 +117,12 @@ def _parser() -> argparse.ArgumentParser:
                          help="start at the oldest message (default: only new ones)")
     consume.add_argument("--timeout", type=float, default=None,
                          help="stop after this many seconds without a message")
+
+    replay = add("replay", cmd_replay, "run the pipeline over a JSONL event file, without Kafka",
+                 connection=False)
+    replay.add_argument("events", help="a JSONL file of events, or - for standard input")
+    replay.add_argument("--out", help="write what the pipeline emits here, one JSON per line")
+    replay.add_argument("--report", help="write the final progressive metrics here (JSON)")
 
     demo = add("demo", cmd_demo, "start local Kafka and a worker, feed sample events, report",
                connection=False)

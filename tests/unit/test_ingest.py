@@ -18,6 +18,7 @@ from streams import metrics
 from streams.config import Settings
 from streams.events import Reason, SocialEvent
 from streams.pipeline import Outcome, Pipeline
+from streams.state import NO_POSITION, Position
 
 SETTINGS = Settings(partitions=4, input_topic="in", dlq_topic="in.dlq")
 
@@ -43,7 +44,7 @@ class Failing(Pipeline):
     def __init__(self) -> None:
         self.seen: list[str] = []
 
-    def process(self, event: SocialEvent) -> Outcome:
+    def process(self, event: SocialEvent, position: Position = NO_POSITION) -> Outcome:
         self.seen.append(event.event_id)
         if event.event_id == "boom":
             raise ValueError("model exploded")

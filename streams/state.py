@@ -1,0 +1,163 @@
+"""Per-campaign state: counters, creatives, pending predictions, and what has been applied.
+
+A campaign's state and the position of the last source event applied to it travel together in one
+snapshot record, so restoring a snapshot and re-reading the partition from any earlier offset never
+applies an event twice (at-least-once delivery made effectively-once).  Producer retries that
+re-send an event under a new offset are caught by a bounded set of recent event-id hashes.
+Everything is bounded: a long-running campaign keeps a fixed-size state.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import orjson
+
+from streams.errors import StreamsError
+
+SCHEMA_VERSION: Final = 1
+RECENT_IDS: Final = 128
+MAX_PENDING_TEXTS: Final = 16
+MAX_PENDING_POSTS: Final = 16
+MAX_CREATIVES: Final = 32
+NO_POSITION: Final = (-1, -1)
+
+Position = tuple[int, int]  # (source offset, line in the message; 0 for a single event)
+
+
+ID_HASH_BYTES: Final = 6  # 48 bits: a false "duplicate" once in ~10^12 events per campaign
+
+
+def id_hash(event_id: str) -> int:
+    """Stable 48-bit hash of an event id (Python's hash() changes between processes)."""
+    digest = hashlib.blake2b(event_id.encode(), digest_size=ID_HASH_BYTES).digest()
+    return int.from_bytes(digest, "big")
+
+
+def _pack(ids: list[int]) -> str:
+    return base64.b64encode(b"".join(i.to_bytes(ID_HASH_BYTES, "big") for i in ids)).decode()
+
+
+def _unpack(text: str) -> list[int]:
+    raw = base64.b64decode(text)
+    return [int.from_bytes(raw[i:i + ID_HASH_BYTES], "big")
+            for i in range(0, len(raw), ID_HASH_BYTES)]
+
+
+@dataclass(slots=True)
+class CampaignState:
+    """Everything socialstream knows about one campaign, owned by one partition."""
+
+    campaign_id: str
+    applied: Position = NO_POSITION
+    last_ts_ms: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
+    spend: float = 0.0
+    revenue: float = 0.0
+    # creative_id -> [impressions, clicks, conversions, spend, first_seen_ms]
+    creatives: dict[str, list[float]] = field(default_factory=dict)
+    # event_id -> [features, predicted sentiment, ts_ms]: texts waiting for a late label
+    pending_texts: dict[str, list[Any]] = field(default_factory=dict)
+    # post_id -> [features, predicted engagement, ts_ms, engagements so far]
+    pending_posts: dict[str, list[Any]] = field(default_factory=dict)
+    # creative_id -> [features, predicted P(click), impressions, clicks]: open impression windows
+    windows: dict[str, list[Any]] = field(default_factory=dict)
+    recent_ids: list[int] = field(default_factory=list)
+    orphan_labels: int = 0
+    duplicates: int = 0
+    # Model-derived aggregates (they depend on the model version that scored each text).
+    sentiment: Counter[str] = field(default_factory=Counter)
+    negative_comments: list[str] = field(default_factory=list)
+    _recent: set[int] = field(default_factory=set, repr=False, compare=False)
+
+    def seen(self, event_hash: int) -> bool:
+        if not self._recent and self.recent_ids:
+            self._recent.update(self.recent_ids)
+        return event_hash in self._recent
+
+    def remember(self, event_hash: int) -> None:
+        self.recent_ids.append(event_hash)
+        self._recent.add(event_hash)
+        if len(self.recent_ids) > RECENT_IDS:
+            self._recent.discard(self.recent_ids.pop(0))
+
+    def deterministic(self) -> dict[str, Any]:
+        """The fields that depend only on the input, not on model versions or on where the input
+        was read from (offsets): what an offline replay must reproduce exactly."""
+        data = self.to_dict()
+        for key in ("applied", "sentiment", "negative_comments", "pending_texts",
+                    "pending_posts", "windows"):
+            data.pop(key)
+        return data
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"campaign_id": self.campaign_id, "applied": list(self.applied),
+                "last_ts_ms": self.last_ts_ms, "counts": dict(self.counts),
+                "spend": self.spend, "revenue": self.revenue, "creatives": self.creatives,
+                "pending_texts": self.pending_texts, "pending_posts": self.pending_posts,
+                "windows": self.windows, "recent_ids": _pack(self.recent_ids),
+                "orphan_labels": self.orphan_labels, "duplicates": self.duplicates,
+                "sentiment": dict(self.sentiment), "negative_comments": self.negative_comments}
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps({"schema_version": SCHEMA_VERSION, **self.to_dict()})
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> CampaignState:
+        return cls.from_dict(orjson.loads(data))
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> CampaignState:
+        version = raw.pop("schema_version", SCHEMA_VERSION)
+        if version != SCHEMA_VERSION:
+            raise StreamsError(f"campaign snapshot has schema version {version}, this worker "
+                               f"reads {SCHEMA_VERSION}")
+        raw["applied"] = tuple(raw["applied"])
+        raw["recent_ids"] = _unpack(raw["recent_ids"])
+        raw["counts"] = Counter(raw["counts"])
+        raw["sentiment"] = Counter(raw["sentiment"])
+        return cls(**raw)
+
+
+class CampaignStore:
+    """The campaigns of one worker (or replay), with the set changed since the last snapshot."""
+
+    def __init__(self) -> None:
+        self.campaigns: dict[str, CampaignState] = {}
+        self.dirty: set[str] = set()
+
+    def get(self, campaign_id: str) -> CampaignState:
+        state = self.campaigns.get(campaign_id)
+        if state is None:
+            state = self.campaigns[campaign_id] = CampaignState(campaign_id)
+        self.dirty.add(campaign_id)
+        return state
+
+    def take_dirty(self) -> dict[str, bytes]:
+        """Snapshots of the campaigns changed since the last call."""
+        out = {cid: self.campaigns[cid].to_bytes() for cid in self.dirty}
+        self.dirty.clear()
+        return out
+
+    def restore(self, campaign_id: str, data: bytes) -> None:
+        self.campaigns[campaign_id] = CampaignState.from_bytes(data)
+
+    def snapshot(self) -> bytes:
+        """Every campaign in one blob (replay, benchmarks)."""
+        return orjson.dumps({"schema_version": SCHEMA_VERSION,
+                             "campaigns": [s.to_dict() for s in self.campaigns.values()]})
+
+    @classmethod
+    def from_snapshot(cls, data: bytes) -> CampaignStore:
+        raw = orjson.loads(data)
+        if raw.get("schema_version") != SCHEMA_VERSION:
+            raise StreamsError(f"snapshot has schema version {raw.get('schema_version')}, "
+                               f"this worker reads {SCHEMA_VERSION}")
+        store = cls()
+        for item in raw["campaigns"]:
+            store.campaigns[item["campaign_id"]] = CampaignState.from_dict(item)
+        return store

@@ -1,0 +1,156 @@
+"""The learning core without Kafka: state, late labels, outcomes learned when known, duplicates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from streams.events import SocialEvent, decode
+from streams.models.engagement import DAY_MS
+from streams.pipeline import TEXT_TTL_MS, Pipeline
+from streams.replay import replay
+from streams.state import MAX_PENDING_TEXTS, CampaignState, CampaignStore
+from streams.training import Example, Trainer
+from tests.eventgen import T0_MS, mixed
+
+
+def ev(event_id: str, type_: str, ts: int = T0_MS, **fields: Any) -> SocialEvent:
+    event = decode(orjson.dumps({"event_id": event_id, "ts": ts, "type": type_,
+                                 "platform": "instagram", "campaign_id": "c", **fields}))
+    assert isinstance(event, SocialEvent), event
+    return event
+
+
+def comment(event_id: str, text: str = "this is awful", ts: int = T0_MS, post_id: str = "p",
+            **fields: Any) -> SocialEvent:
+    return ev(event_id, "comment", ts, post_id=post_id, text=text, **fields)
+
+
+def test_inline_label_becomes_an_example_with_the_prediction_made_first() -> None:
+    pipeline = Pipeline()
+    out = pipeline.process(comment("e1", "I hate this, terrible", sentiment="negative"))
+    assert out.sentiment is not None and abs(sum(out.sentiment.values()) - 1) < 1e-9
+    [example] = out.examples
+    assert example.kind == "sentiment" and example.y == "negative"
+    assert example.predicted == max(out.sentiment, key=out.sentiment.__getitem__)
+
+
+def test_late_label_joins_its_text_and_is_learned() -> None:
+    pipeline = Pipeline()
+    first = pipeline.process(comment("e1", "love love love it"))
+    assert first.examples == ()
+    late = pipeline.process(ev("l1", "label", T0_MS + 3_600_000, target_event_id="e1",
+                               sentiment="positive"))
+    [example] = late.examples
+    assert example.example_id == "sentiment:e1" and example.y == "positive"
+    trainer = Trainer(pipeline.models)
+    assert trainer.learn(example)
+    assert pipeline.models.sentiment.version == 1
+
+
+def test_unknown_and_expired_labels_are_counted_not_crashed_on() -> None:
+    pipeline = Pipeline()
+    pipeline.process(comment("e1"))
+    pipeline.process(ev("l1", "label", target_event_id="nope", sentiment="neutral"))
+    pipeline.process(ev("l2", "label", T0_MS + TEXT_TTL_MS + 1, target_event_id="e1",
+                        sentiment="neutral"))
+    assert pipeline.store.campaigns["c"].orphan_labels == 2
+
+
+def test_pending_texts_are_bounded() -> None:
+    pipeline = Pipeline()
+    for i in range(MAX_PENDING_TEXTS * 3):
+        pipeline.process(comment(f"e{i}", ts=T0_MS + i))
+    assert len(pipeline.store.campaigns["c"].pending_texts) == MAX_PENDING_TEXTS
+
+
+def test_post_engagement_is_learned_when_the_horizon_has_passed() -> None:
+    pipeline = Pipeline()
+    pipeline.process(ev("p1", "post", post_id="p1", text="new drop!", topics=["summer"]))
+    for i in range(3):
+        pipeline.process(ev(f"r{i}", "reaction", T0_MS + 1000 * i, post_id="p1"))
+    pipeline.process(ev("r9", "reaction", T0_MS + DAY_MS + 5, post_id="p1"))  # after horizon
+    assert pipeline.store.campaigns["c"].pending_posts == {}
+    closing = [o for o in [pipeline.process(ev("x", "share", T0_MS + 2 * DAY_MS, post_id="q"))]]
+    assert closing[0].examples == ()  # already closed by the late reaction's event time
+
+
+def test_post_outcome_counts_only_engagement_within_the_horizon() -> None:
+    pipeline = Pipeline()
+    pipeline.process(ev("p1", "post", post_id="p1", text="new drop!"))
+    pipeline.process(ev("r1", "reaction", T0_MS + 10, post_id="p1"))
+    pipeline.process(comment("c1", ts=T0_MS + 20, post_id="p1"))
+    out = pipeline.process(ev("s1", "share", T0_MS + DAY_MS + 1, post_id="p1"))
+    [example] = out.examples
+    assert example.kind == "post" and example.y == 2
+
+
+def test_creative_window_learns_clicks_over_impressions() -> None:
+    pipeline = Pipeline(window=10)
+    examples: list[Example] = []
+    pipeline.process(ev("c-early", "click", T0_MS, creative_id="cr"))  # no window open yet
+    for i in range(10):
+        examples += pipeline.process(ev(f"i{i}", "impression", T0_MS + i,
+                                        creative_id="cr")).examples
+        if i < 3:
+            pipeline.process(ev(f"c{i}", "click", T0_MS + i, creative_id="cr"))
+    [example] = examples
+    assert example.kind == "creative" and example.y == [3, 10]
+    assert pipeline.store.campaigns["c"].creatives["cr"][:2] == [10, 4]
+
+
+def test_same_position_or_same_event_id_is_applied_once() -> None:
+    pipeline = Pipeline()
+    assert pipeline.process(ev("a", "impression", creative_id="cr"), (5, 0)).applied
+    assert not pipeline.process(ev("b", "impression", creative_id="cr"), (5, 0)).applied
+    assert not pipeline.process(ev("a", "impression", creative_id="cr"), (6, 0)).applied
+    assert pipeline.process(ev("b", "impression", creative_id="cr"), (6, 1)).applied
+    state = pipeline.store.campaigns["c"]
+    assert state.counts["impression"] == 2 and state.duplicates == 1
+
+
+def test_snapshot_round_trip_and_restart_without_double_counting() -> None:
+    events = [e for e in (decode(p.raw) for p in mixed(3000, seed=2))
+              if isinstance(e, SocialEvent)]
+    whole = Pipeline()
+    for i, e in enumerate(events):
+        whole.process(e, (i, 0))
+    first = Pipeline()
+    for i, e in enumerate(events[:1800]):
+        first.process(e, (i, 0))
+    restarted = Pipeline()
+    restarted.store = CampaignStore.from_snapshot(first.store.snapshot())
+    for i, e in enumerate(events):  # re-read from the start: at-least-once delivery
+        restarted.process(e, (i, 0))
+    assert {c: s.deterministic() for c, s in restarted.store.campaigns.items()} == \
+        {c: s.deterministic() for c, s in whole.store.campaigns.items()}
+
+
+def test_state_rejects_another_schema_version() -> None:
+    data = orjson.loads(CampaignState("c").to_bytes())
+    data["schema_version"] = 99
+    try:
+        CampaignState.from_bytes(orjson.dumps(data))
+    except Exception as exc:
+        assert "schema version 99" in str(exc)
+    else:
+        raise AssertionError("accepted an unknown schema version")
+
+
+def test_trainer_learns_each_example_once_and_tracks_lineage() -> None:
+    a, b = Trainer(), Trainer()
+    example = Example("sentiment:e1", "sentiment", {"t1": 1.0, "vader_neg": 0.5,
+                                                    "vader_pos": 0.0, "vader_neu": 0.5,
+                                                    "vader_compound": -0.6}, "negative",
+                      "neutral")
+    assert a.learn(example) and not a.learn(example)
+    b.learn(Example.from_bytes(example.to_bytes()))
+    assert a.models.lineage == b.models.lineage and a.models.version == 1
+
+
+def test_replay_is_deterministic() -> None:
+    lines = [p.raw for p in mixed(2000, seed=3)]
+    one, two = replay(lines), replay(lines)
+    assert one.report() == two.report()
+    assert one.accepted + sum(one.rejected.values()) == 2000
