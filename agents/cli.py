@@ -40,7 +40,7 @@ def cmd_topics(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     for name, state in asyncio.run(ensure_topics(settings)).items():
-        print(f"{name}: {state} ({settings.partitions} partitions)")
+        print(f"{name}: {state}")
     return 0
 
 

@@ -23,6 +23,7 @@ from streams import metrics
 from streams.config import Settings
 from streams.events import Line, Reason, Rejected, decode_message
 from streams.pipeline import Pipeline
+from streams.training import Example
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +41,14 @@ class Ingest:
         self.dlq = app.topic(settings.dlq_topic, key_type=bytes, value_type=bytes,
                              key_serializer="raw", value_serializer="raw",
                              partitions=settings.partitions)
+        self.training = app.topic(settings.training_topic, key_type=bytes, value_type=bytes,
+                                  key_serializer="raw", value_serializer="raw", partitions=1)
 
     async def handle(self, message: Message) -> None:
         metrics.MESSAGES.inc()
         foreign: dict[str, list[bytes]] = defaultdict(list)
         applied: Counter[str] = Counter()  # one counter increment per type per message
+        examples: list[Example] = []
         for line in decode_message(message.value):
             event = line.result
             if isinstance(event, Rejected):
@@ -53,17 +57,25 @@ class Ingest:
                 foreign[event.campaign_id].append(line.raw)
             else:
                 try:
-                    self.pipeline.process(event)
+                    outcome = self.pipeline.process(event, (message.offset, line.number))
                 except Exception as exc:  # a bug in a later stage: keep the event, visibly
                     log.exception("pipeline failed on event %s", event.event_id)
                     await self.dead_letter(message, line, Rejected(
                         Reason.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"[:500]))
-                else:
+                    continue
+                if outcome.applied:
                     applied[event.type] += 1
+                    examples.extend(outcome.examples)
+                else:
+                    metrics.DUPLICATES.inc()
         for etype, n in applied.items():
             metrics.EVENTS_BY_TYPE[etype].inc(n)
         for campaign_id, raws in foreign.items():
             await self.forward(message, campaign_id, raws)
+        for example in examples:  # to the single trainer: one learning lineage
+            metrics.TRAINING_EXAMPLES.labels(kind=example.kind).inc()
+            await self._send(self.training, example.example_id.encode(), example.to_bytes(),
+                             partition=0)
 
     async def forward(self, message: Message, campaign_id: str, raws: list[bytes]) -> None:
         """Send events to the partition that owns their campaign, keyed by campaign_id."""

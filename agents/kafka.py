@@ -20,6 +20,8 @@ from aiokafka.partitioner import murmur2
 from streams.config import Settings
 from streams.errors import ConfigError
 
+MAX_MODEL_BYTES = 64 * 1024 * 1024  # a model snapshot is one message
+
 
 def ssl_context(settings: Settings) -> ssl.SSLContext | None:
     """A TLS context for SSL / SASL_SSL, trusting ``ssl_cafile`` (system CAs when empty)."""
@@ -67,15 +69,20 @@ async def ensure_topics(settings: Settings) -> dict[str, str]:
     admin = AIOKafkaAdminClient(**client_options(settings), request_timeout_ms=30_000)
     await admin.start()
     try:
-        names = [settings.input_topic, settings.dlq_topic, settings.recommendations_topic]
-        response = await admin.create_topics(
-            [NewTopic(name, settings.partitions, settings.replication_factor) for name in names])
+        rf = settings.replication_factor
+        topics = [NewTopic(name, settings.partitions, rf) for name in
+                  (settings.input_topic, settings.dlq_topic, settings.recommendations_topic)]
+        topics += [NewTopic(settings.training_topic, 1, rf),
+                   NewTopic(settings.model_topic, 1, rf, topic_configs={
+                       "cleanup.policy": "compact", "max.message.bytes": str(MAX_MODEL_BYTES)})]
+        response = await admin.create_topics(topics)
         outcome: dict[str, str] = {}
         for name, code, *_ in response.topic_errors:
             error = for_code(code)
             if code and error is not TopicAlreadyExistsError:
                 raise ConfigError(f"cannot create topic {name}: {error.__name__}")
-            outcome[name] = "exists" if code else "created"
+            partitions = next(t.num_partitions for t in topics if t.name == name)
+            outcome[name] = f"{'exists' if code else 'created'} ({partitions} partitions)"
         count = await _partition_count(admin, settings.input_topic)
         if count != settings.partitions:
             raise ConfigError(

@@ -1,4 +1,5 @@
-"""HTTP endpoints on the worker's web port: /metrics for Prometheus, /healthz for liveness."""
+"""HTTP endpoints on the worker's web port: /metrics for Prometheus, /models for the scoring
+models' versions and quality, /healthz for liveness."""
 
 from __future__ import annotations
 
@@ -6,14 +7,21 @@ import faust
 from faust.web import Request, Response, View
 from prometheus_client import generate_latest
 
+from streams.pipeline import Pipeline
+
 # aiohttp refuses a charset inside content_type; Prometheus' text format is UTF-8 by definition.
 CONTENT_TYPE = "text/plain; version=0.0.4"
 
 
-def attach(app: faust.App) -> None:
+def attach(app: faust.App, pipeline: Pipeline) -> None:
     @app.page("/metrics")
     async def metrics(web: View, request: Request) -> Response:
         return web.bytes(generate_latest(), content_type=CONTENT_TYPE)
+
+    @app.page("/models")
+    async def models(web: View, request: Request) -> Response:
+        """The versions, lineage and progressive quality of the models this worker scores with."""
+        return web.json({**pipeline.models.report(), "versions": pipeline.models.versions()})
 
     @app.page("/healthz")
     async def healthz(web: View, request: Request) -> Response:

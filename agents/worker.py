@@ -9,6 +9,8 @@ import faust
 from agents import ingest, web
 from agents.app import App, create_app
 from agents.kafka import ensure_topics
+from agents.state import DurableState
+from agents.training import Training
 from streams.config import Settings
 from streams.pipeline import Pipeline
 
@@ -16,8 +18,11 @@ from streams.pipeline import Pipeline
 def build(settings: Settings) -> App:
     """The complete app: ingest agent, pipeline, HTTP endpoints."""
     app = create_app(settings)
-    ingest.attach(app, settings, Pipeline())
-    web.attach(app)
+    pipeline = Pipeline()
+    DurableState(app, settings, pipeline.store)
+    Training(app, settings, pipeline)
+    ingest.attach(app, settings, pipeline)
+    web.attach(app, pipeline)
     return app
 
 

@@ -38,6 +38,11 @@ class Settings:
                           "social.events.dlq")
     recommendations_topic: str = _doc("Topic the recommendations are published to.",
                                       "social.recommendations")
+    training_topic: str = _doc("Single-partition topic of labelled examples: its owner trains "
+                               "the global models, so there is one learning lineage.",
+                               "social.training")
+    model_topic: str = _doc("Compacted topic of versioned model snapshots every worker scores "
+                            "with.", "social.models")
     partitions: int = _doc("Partition count of the topics socialstream creates (unit of "
                            "parallelism: at most this many workers share the work).", 4)
     replication_factor: int = _doc("Replication factor of the topics socialstream creates.", 1)

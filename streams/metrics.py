@@ -6,7 +6,7 @@ Names follow Prometheus conventions: ``socialstream_`` prefix, base units, count
 
 from __future__ import annotations
 
-from prometheus_client import Counter, disable_created_metrics
+from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
 
 from streams.events import EVENT_TYPES, Reason
 
@@ -36,3 +36,31 @@ REROUTED = Counter(
 # Children bound once: a labels() lookup per event would cost more than the increment itself.
 EVENTS_BY_TYPE = {t: EVENTS.labels(type=t) for t in sorted(EVENT_TYPES)}
 DEAD_LETTERS_BY_REASON = {r: DEAD_LETTERS.labels(reason=r.value) for r in Reason}
+DUPLICATES = Counter(
+    "socialstream_duplicate_events",
+    "Events not applied because they were applied before (redelivery or a producer retry).",
+)
+TRAINING_EXAMPLES = Counter(
+    "socialstream_training_examples",
+    "Labelled examples sent to the trainer (sentiment labels, post and creative outcomes).",
+    ["kind"],
+)
+MODEL_VERSION = Gauge(
+    "socialstream_model_version",
+    "Examples learned by the model this worker scores with (its version).",
+    ["model"],
+)
+MODEL_QUALITY = Gauge(
+    "socialstream_model_quality",
+    "Progressive (test-then-train) quality of the model this worker scores with.",
+    ["model", "metric"],
+)
+SNAPSHOT_BYTES = Counter(
+    "socialstream_state_snapshot_bytes",
+    "Bytes of campaign-state snapshots written before offset commits.",
+)
+SNAPSHOT_SECONDS = Histogram(
+    "socialstream_state_snapshot_seconds",
+    "Time to serialise and queue one round of campaign-state snapshots.",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -124,18 +125,32 @@ class CampaignState:
 
 
 class CampaignStore:
-    """The campaigns of one worker (or replay), with the set changed since the last snapshot."""
+    """The campaigns of one worker (or replay), with the set changed since the last snapshot.
 
-    def __init__(self) -> None:
+    ``load`` finds a campaign's durable snapshot (a worker: its recovered changelog) the first
+    time the campaign is touched."""
+
+    def __init__(self, load: Callable[[str], bytes | None] | None = None) -> None:
         self.campaigns: dict[str, CampaignState] = {}
         self.dirty: set[str] = set()
+        self.load = load
 
     def get(self, campaign_id: str) -> CampaignState:
         state = self.campaigns.get(campaign_id)
         if state is None:
-            state = self.campaigns[campaign_id] = CampaignState(campaign_id)
+            data = self.load(campaign_id) if self.load is not None else None
+            state = CampaignState.from_bytes(data) if data else CampaignState(campaign_id)
+            self.campaigns[campaign_id] = state
         self.dirty.add(campaign_id)
         return state
+
+    def drop(self, owned_elsewhere: Callable[[str], bool]) -> int:
+        """Forget campaigns now owned by another worker (after their snapshot was taken)."""
+        gone = [cid for cid in self.campaigns if owned_elsewhere(cid)]
+        for cid in gone:
+            del self.campaigns[cid]
+            self.dirty.discard(cid)
+        return len(gone)
 
     def take_dirty(self) -> dict[str, bytes]:
         """Snapshots of the campaigns changed since the last call."""

@@ -19,9 +19,10 @@ import orjson
 
 from streams.models.engagement import CreativeClickModel, PostEngagementModel
 from streams.models.sentiment import SentimentModel
+from streams.state import id_hash
 
 Kind = Literal["sentiment", "post", "creative"]
-MAX_SEEN_EXAMPLES: Final = 200_000
+MAX_SEEN_EXAMPLES: Final = 20_000  # re-sent examples arrive within a commit interval or two
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,14 +81,15 @@ class Trainer:
 
     def __init__(self, models: Models | None = None) -> None:
         self.models = models or Models()
-        self.seen: OrderedDict[str, None] = OrderedDict()
+        self.seen: OrderedDict[int, None] = OrderedDict()  # hashes of example ids
         self.duplicates = 0
 
     def learn(self, example: Example) -> bool:
-        if example.example_id in self.seen:
+        key = id_hash(example.example_id)
+        if key in self.seen:
             self.duplicates += 1
             return False
-        self.seen[example.example_id] = None
+        self.seen[key] = None
         if len(self.seen) > MAX_SEEN_EXAMPLES:
             self.seen.popitem(last=False)
         m = self.models
