@@ -25,10 +25,9 @@ class DurableState:
     def __init__(self, app: App, settings: Settings, store: CampaignStore) -> None:
         self.settings = settings
         self.store = store
+        # bytes keys and values: Faust then reads and writes the changelog with the raw codec.
         self.table = app.Table("campaign-state", partitions=settings.partitions,
-                               schema=faust.Schema(key_type=bytes, value_type=bytes,
-                                                   key_serializer="raw", value_serializer="raw"),
-                               use_partitioner=True)
+                               key_type=bytes, value_type=bytes, use_partitioner=True)
         store.load = self.load
         app.before_commit.append(self.flush)
         app.on_partitions_revoked.connect(self.on_revoked)  # type: ignore[arg-type]

@@ -1,5 +1,5 @@
 """HTTP endpoints on the worker's web port: /metrics for Prometheus, /models for the scoring
-models' versions and quality, /healthz for liveness."""
+models' versions and quality, /healthz for liveness, /readyz for readiness."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from streams.pipeline import Pipeline
 CONTENT_TYPE = "text/plain; version=0.0.4"
 
 
-def attach(app: faust.App, pipeline: Pipeline) -> None:
+def attach(app: faust.App, pipeline: Pipeline, input_topic: str) -> None:
     @app.page("/metrics")
     async def metrics(web: View, request: Request) -> Response:
         return web.bytes(generate_latest(), content_type=CONTENT_TYPE)
@@ -22,6 +22,16 @@ def attach(app: faust.App, pipeline: Pipeline) -> None:
     async def models(web: View, request: Request) -> Response:
         """The versions, lineage and progressive quality of the models this worker scores with."""
         return web.json({**pipeline.models.report(), "versions": pipeline.models.versions()})
+
+    @app.page("/readyz")
+    async def readyz(web: View, request: Request) -> Response:
+        """Ready: state recovered and consuming; lists the input partitions this worker owns."""
+        owned = sorted(tp.partition for tp in app.assignor.assigned_actives()
+                       if tp.topic == input_topic)
+        recovered = app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
+        ready = recovered and bool(app.consumer.assignment())
+        return web.json({"ready": ready, "recovered": recovered, "partitions": owned},
+                        status=200 if ready else 503)
 
     @app.page("/healthz")
     async def healthz(web: View, request: Request) -> Response:

@@ -22,7 +22,7 @@ def build(settings: Settings) -> App:
     DurableState(app, settings, pipeline.store)
     Training(app, settings, pipeline)
     ingest.attach(app, settings, pipeline)
-    web.attach(app, pipeline)
+    web.attach(app, pipeline, settings.input_topic)
     return app
 
 

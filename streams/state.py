@@ -22,7 +22,7 @@ from streams.errors import StreamsError
 
 SCHEMA_VERSION: Final = 1
 RECENT_IDS: Final = 128
-MAX_PENDING_TEXTS: Final = 16
+MAX_PENDING_TEXTS: Final = 64
 MAX_PENDING_POSTS: Final = 16
 MAX_CREATIVES: Final = 32
 NO_POSITION: Final = (-1, -1)

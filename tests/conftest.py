@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -10,11 +11,13 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaConsumer
 from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,6 +81,10 @@ class Deployment:
     def dlq_topic(self) -> str:
         return f"events-{self.name}.dlq"
 
+    @property
+    def state_changelog(self) -> str:
+        return f"app-{self.name}-campaign-state-changelog"
+
     def env(self, **extra: str) -> dict[str, str]:
         return {**os.environ,
                 "SOCIALSTREAM_BOOTSTRAP_SERVERS": self.bootstrap,
@@ -85,6 +92,8 @@ class Deployment:
                 "SOCIALSTREAM_INPUT_TOPIC": self.input_topic,
                 "SOCIALSTREAM_DLQ_TOPIC": self.dlq_topic,
                 "SOCIALSTREAM_RECOMMENDATIONS_TOPIC": f"recs-{self.name}",
+                "SOCIALSTREAM_TRAINING_TOPIC": f"training-{self.name}",
+                "SOCIALSTREAM_MODEL_TOPIC": f"models-{self.name}",
                 "SOCIALSTREAM_PARTITIONS": str(self.partitions),
                 "SOCIALSTREAM_DATA_DIR": str(self.tmp / "data"),
                 **self.extra_env, **extra}
@@ -99,7 +108,8 @@ class Deployment:
         port = free_port()
         log = open(self.tmp / f"worker-{port}.log", "wb")  # noqa: SIM115 (closed with the process)
         proc = subprocess.Popen([sys.executable, "-m", "agents.cli", "worker"], cwd=ROOT,
-                                env=self.env(SOCIALSTREAM_WEB_PORT=str(port)),
+                                env=self.env(SOCIALSTREAM_WEB_PORT=str(port),
+                                             SOCIALSTREAM_DATA_DIR=str(self.tmp / f"d{port}")),
                                 stdout=log, stderr=subprocess.STDOUT)
         self.workers.append(proc)
         self.ports.append(port)
@@ -136,6 +146,43 @@ def deployment(kafka: str, tmp_path: Path) -> Iterator[Deployment]:
         yield dep
     finally:
         dep.stop()
+
+
+def wait_until(check: Callable[[], Any], timeout: float = 180, every: float = 0.5) -> Any:
+    """Poll ``check`` until it returns something truthy; the last value otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(every)
+
+
+def get_json(port: int, path: str) -> Any:
+    return json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5).read())
+
+
+async def latest_by_key(bootstrap: str, topic: str) -> dict[bytes, bytes]:
+    """The newest value of every key of a (compacted) topic, read to its current end."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
+                                enable_auto_commit=False, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        for _ in range(100):
+            if consumer.assignment():
+                break
+            await consumer.getmany(timeout_ms=100)
+        tps = list(consumer.assignment())
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        latest: dict[bytes, bytes] = {}
+        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+            for records in (await consumer.getmany(timeout_ms=1000)).values():
+                for r in records:
+                    latest[r.key] = r.value
+        return latest
+    finally:
+        await consumer.stop()
 
 
 def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
