@@ -66,6 +66,9 @@ class Ingest:
                 if outcome.applied:
                     applied[event.type] += 1
                     examples.extend(outcome.examples)
+                    if outcome.examples:  # kept with the state until it is snapshotted
+                        self.pipeline.store.campaigns[event.campaign_id].outbox.extend(
+                            e.to_bytes() for e in outcome.examples)
                 else:
                     metrics.DUPLICATES.inc()
         for etype, n in applied.items():

@@ -18,13 +18,16 @@ from agents.app import App
 from agents.kafka import owner_partition
 from streams import metrics
 from streams.config import Settings
-from streams.state import CampaignStore
+from streams.state import CampaignState, CampaignStore
+from streams.training import Example
 
 
 class DurableState:
     def __init__(self, app: App, settings: Settings, store: CampaignStore) -> None:
         self.settings = settings
         self.store = store
+        self.training = app.topic(settings.training_topic, key_type=bytes, value_type=bytes,
+                                  key_serializer="raw", value_serializer="raw", partitions=1)
         # bytes keys and values: Faust then reads and writes the changelog with the raw codec.
         self.table = app.Table("campaign-state", partitions=settings.partitions,
                                key_type=bytes, value_type=bytes, use_partitioner=True)
@@ -32,9 +35,16 @@ class DurableState:
         app.before_commit.append(self.flush)
         app.on_partitions_revoked.connect(self.on_revoked)  # type: ignore[arg-type]
 
-    def load(self, campaign_id: str) -> bytes | None:
+    def load(self, campaign_id: str) -> CampaignState | None:
+        """A campaign's last durable snapshot; the examples in its outbox are sent again."""
         data = self.table.data.get(campaign_id.encode())
-        return data if isinstance(data, bytes) else None
+        if not isinstance(data, bytes):
+            return None
+        state = CampaignState.from_bytes(data)
+        for example in state.outbox:
+            self.training.send_soon(key=Example.from_bytes(example).example_id.encode(),
+                                    value=example, partition=0)
+        return state
 
     def flush(self) -> None:
         """Queue a snapshot of every campaign changed since the last flush."""
@@ -51,8 +61,10 @@ class DurableState:
             metrics.SNAPSHOT_SECONDS.observe(time.perf_counter() - started)
 
     async def on_revoked(self, app: faust.App, revoked: set[Any], **_: Any) -> None:
-        """Partitions go to another worker: snapshot, then forget their campaigns here."""
-        self.flush()
-        gone = {tp.partition for tp in revoked if tp.topic == self.settings.input_topic}
-        if gone:
-            self.store.drop(lambda cid: owner_partition(cid, self.settings.partitions) in gone)
+        """A rebalance: another worker may own some of these campaigns before they come back.
+
+        Nothing is dropped or snapshotted here (the assignment is not settled yet, and a snapshot
+        taken after the last commit could land after the next owner's).  Instead every campaign
+        in memory is checked against its durable snapshot when next touched: if another owner
+        advanced it meanwhile, its newer snapshot replaces the copy held here."""
+        self.store.suspect_all()

@@ -67,6 +67,9 @@ class CampaignState:
     pending_posts: dict[str, list[Any]] = field(default_factory=dict)
     # creative_id -> [features, predicted P(click), impressions, clicks]: open impression windows
     windows: dict[str, list[Any]] = field(default_factory=dict)
+    # Examples emitted since the last snapshot (an outbox): a restored snapshot re-sends them, so
+    # an example whose send was lost in a crash is not lost with it (the trainer drops repeats).
+    outbox: list[bytes] = field(default_factory=list)
     recent_ids: list[int] = field(default_factory=list)
     orphan_labels: int = 0
     duplicates: int = 0
@@ -91,7 +94,7 @@ class CampaignState:
         was read from (offsets): what an offline replay must reproduce exactly."""
         data = self.to_dict()
         for key in ("applied", "sentiment", "negative_comments", "pending_texts",
-                    "pending_posts", "windows"):
+                    "pending_posts", "windows", "outbox"):
             data.pop(key)
         return data
 
@@ -101,6 +104,7 @@ class CampaignState:
                 "spend": self.spend, "revenue": self.revenue, "creatives": self.creatives,
                 "pending_texts": self.pending_texts, "pending_posts": self.pending_posts,
                 "windows": self.windows, "recent_ids": _pack(self.recent_ids),
+                "outbox": [base64.b64encode(e).decode() for e in self.outbox],
                 "orphan_labels": self.orphan_labels, "duplicates": self.duplicates,
                 "sentiment": dict(self.sentiment), "negative_comments": self.negative_comments}
 
@@ -119,6 +123,7 @@ class CampaignState:
                                f"reads {SCHEMA_VERSION}")
         raw["applied"] = tuple(raw["applied"])
         raw["recent_ids"] = _unpack(raw["recent_ids"])
+        raw["outbox"] = [base64.b64decode(e) for e in raw.get("outbox", ())]
         raw["counts"] = Counter(raw["counts"])
         raw["sentiment"] = Counter(raw["sentiment"])
         return cls(**raw)
@@ -130,31 +135,36 @@ class CampaignStore:
     ``load`` finds a campaign's durable snapshot (a worker: its recovered changelog) the first
     time the campaign is touched."""
 
-    def __init__(self, load: Callable[[str], bytes | None] | None = None) -> None:
+    def __init__(self, load: Callable[[str], CampaignState | None] | None = None) -> None:
         self.campaigns: dict[str, CampaignState] = {}
         self.dirty: set[str] = set()
         self.load = load
+        self.suspect: set[str] = set()
 
     def get(self, campaign_id: str) -> CampaignState:
         state = self.campaigns.get(campaign_id)
-        if state is None:
-            data = self.load(campaign_id) if self.load is not None else None
-            state = CampaignState.from_bytes(data) if data else CampaignState(campaign_id)
-            self.campaigns[campaign_id] = state
+        if state is None or campaign_id in self.suspect:
+            self.suspect.discard(campaign_id)
+            loaded = self.load(campaign_id) if self.load is not None else None
+            if state is None or (loaded is not None and loaded.applied > state.applied):
+                state = loaded or CampaignState(campaign_id)
+                self.campaigns[campaign_id] = state
         self.dirty.add(campaign_id)
         return state
 
-    def drop(self, owned_elsewhere: Callable[[str], bool]) -> int:
-        """Forget campaigns now owned by another worker (after their snapshot was taken)."""
-        gone = [cid for cid in self.campaigns if owned_elsewhere(cid)]
-        for cid in gone:
-            del self.campaigns[cid]
-            self.dirty.discard(cid)
-        return len(gone)
+    def suspect_all(self) -> None:
+        """After a rebalance: check each campaign against its durable snapshot when next
+        touched, in case another owner advanced it meanwhile."""
+        self.suspect.update(self.campaigns)
 
     def take_dirty(self) -> dict[str, bytes]:
-        """Snapshots of the campaigns changed since the last call."""
-        out = {cid: self.campaigns[cid].to_bytes() for cid in self.dirty}
+        """Snapshots of the campaigns changed since the last call.  Their outboxes are emptied:
+        the examples in them were sent before this snapshot, and the snapshot keeps a copy."""
+        out = {}
+        for cid in self.dirty:
+            state = self.campaigns[cid]
+            out[cid] = state.to_bytes()
+            state.outbox.clear()
         self.dirty.clear()
         return out
 

@@ -164,6 +164,12 @@ def get_json(port: int, path: str) -> Any:
 
 async def latest_by_key(bootstrap: str, topic: str) -> dict[bytes, bytes]:
     """The newest value of every key of a (compacted) topic, read to its current end."""
+    return {r.key: r.value for r in await read_to_end(bootstrap, topic)}
+
+
+async def read_to_end(bootstrap: str, topic: str) -> list[Any]:
+    """Every record of every partition of ``topic`` up to its current end, in offset order per
+    partition."""
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
                                 enable_auto_commit=False, auto_offset_reset="earliest")
     await consumer.start()
@@ -175,14 +181,19 @@ async def latest_by_key(bootstrap: str, topic: str) -> dict[bytes, bytes]:
         tps = list(consumer.assignment())
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
-        latest: dict[bytes, bytes] = {}
+        records: list[Any] = []
         while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-            for records in (await consumer.getmany(timeout_ms=1000)).values():
-                for r in records:
-                    latest[r.key] = r.value
-        return latest
+            for batch in (await consumer.getmany(timeout_ms=1000)).values():
+                records.extend(r for r in batch if r.offset < ends[_tp(r)])
+        return records
     finally:
         await consumer.stop()
+
+
+def _tp(record: Any) -> Any:
+    from aiokafka import TopicPartition
+
+    return TopicPartition(record.topic, record.partition)
 
 
 def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

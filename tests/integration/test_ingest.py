@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from agents.kafka import owner_partition
 from streams.events import SocialEvent, decode_message
-from tests.conftest import Deployment, by_label, scrape
+from tests.conftest import Deployment, by_label, read_to_end, scrape
 from tests.eventgen import Payload, mixed
 
 pytestmark = pytest.mark.integration
@@ -120,7 +120,7 @@ def test_every_valid_event_counted_once_every_invalid_one_dead_lettered(
     assert by_label(samples, "socialstream_dead_letters_total", "reason") == reasons
 
     # Every dead letter carries the original key and bytes, and points at its source message.
-    inputs = asyncio.run(read_all(deployment.bootstrap, deployment.input_topic, 0, timeout=5))
+    inputs = asyncio.run(read_to_end(deployment.bootstrap, deployment.input_topic))
     source = {(r.partition, r.offset): r for r in inputs}
     expected_reason = {p.raw: p.reason.value for p in payloads if p.reason}
     dead = asyncio.run(read_all(deployment.bootstrap, deployment.dlq_topic,

