@@ -19,6 +19,7 @@ import faust
 from faust.types import Message
 
 from agents.kafka import owner_partition
+from agents.topics import raw_topic
 from streams import metrics
 from streams.config import Settings
 from streams.events import Line, Reason, Rejected, decode_message
@@ -35,14 +36,9 @@ class Ingest:
         self.settings = settings
         self.pipeline = pipeline
         self.partitions = settings.partitions
-        self.source = app.topic(settings.input_topic, key_type=bytes, value_type=bytes,
-                                key_serializer="raw", value_serializer="raw",
-                                partitions=settings.partitions)
-        self.dlq = app.topic(settings.dlq_topic, key_type=bytes, value_type=bytes,
-                             key_serializer="raw", value_serializer="raw",
-                             partitions=settings.partitions)
-        self.training = app.topic(settings.training_topic, key_type=bytes, value_type=bytes,
-                                  key_serializer="raw", value_serializer="raw", partitions=1)
+        self.source = raw_topic(app, settings.input_topic, settings.partitions)
+        self.dlq = raw_topic(app, settings.dlq_topic, settings.partitions)
+        self.training = raw_topic(app, settings.training_topic, 1)
 
     async def handle(self, message: Message) -> None:
         metrics.MESSAGES.inc()

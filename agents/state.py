@@ -16,6 +16,7 @@ import faust
 
 from agents.app import App
 from agents.kafka import owner_partition
+from agents.topics import raw_topic
 from streams import metrics
 from streams.config import Settings
 from streams.state import CampaignState, CampaignStore
@@ -26,8 +27,7 @@ class DurableState:
     def __init__(self, app: App, settings: Settings, store: CampaignStore) -> None:
         self.settings = settings
         self.store = store
-        self.training = app.topic(settings.training_topic, key_type=bytes, value_type=bytes,
-                                  key_serializer="raw", value_serializer="raw", partitions=1)
+        self.training = raw_topic(app, settings.training_topic, 1)
         # bytes keys and values: Faust then reads and writes the changelog with the raw codec.
         self.table = app.Table("campaign-state", partitions=settings.partitions,
                                key_type=bytes, value_type=bytes, use_partitioner=True)

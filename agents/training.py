@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from agents.app import App
 from agents.kafka import MAX_MODEL_BYTES, client_options
+from agents.topics import raw_topic
 from streams import metrics
 from streams.config import Settings
 from streams.pipeline import Pipeline
@@ -53,10 +54,8 @@ class Training:
     def __init__(self, app: App, settings: Settings, pipeline: Pipeline) -> None:
         self.settings = settings
         self.pipeline = pipeline
-        self.examples = app.topic(settings.training_topic, key_type=bytes, value_type=bytes,
-                                  key_serializer="raw", value_serializer="raw", partitions=1)
-        self.snapshots = app.topic(settings.model_topic, key_type=bytes, value_type=bytes,
-                                   key_serializer="raw", value_serializer="raw", partitions=1)
+        self.examples = raw_topic(app, settings.training_topic, 1)
+        self.snapshots = raw_topic(app, settings.model_topic, 1)
         self.trainer: Trainer | None = None
         self.offset = -1
         self.dirty = False

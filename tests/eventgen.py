@@ -116,3 +116,12 @@ def mixed(n: int, *, invalid_share: float = 0.05, seed: int = 7, campaigns: int 
             yield Payload(make(event), event["campaign_id"], None, reason)
         else:
             yield Payload(orjson.dumps(event), event["campaign_id"], event["type"], None)
+
+
+def is_json(raw: bytes) -> bool:
+    """Whether a line parses as JSON (what `socialstream produce` sends rather than reports)."""
+    try:
+        orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return False
+    return True

@@ -8,7 +8,6 @@ import time
 from collections import Counter
 from typing import Any
 
-import orjson
 import pytest
 
 from streams.events import decode_message
@@ -23,7 +22,7 @@ from tests.conftest import (
     scrape,
     wait_until,
 )
-from tests.eventgen import mixed
+from tests.eventgen import is_json, mixed
 
 # Known open defect: in about half the runs some campaign snapshots come out with a position ahead
 # of their content (events missing), found by comparing every changelog record with the replay
@@ -44,7 +43,7 @@ def durable_states(dep: Deployment) -> dict[str, dict[str, Any]]:
 def test_kill_9_and_restart_match_the_replay_oracle(deployment: Deployment) -> None:
     deployment.partitions = 1  # one partition: one order, so the model lineage is comparable
     assert deployment.cli("topics", "create").returncode == 0
-    lines = [p.raw for p in mixed(40_000, seed=31) if _is_json(p.raw)]
+    lines = [p.raw for p in mixed(40_000, seed=31) if is_json(p.raw)]
     sent = deployment.cli("produce", "-", input=b"\n".join(lines) + b"\n")
     assert sent.returncode == 0, sent.stderr
     port = deployment.start_worker()
@@ -84,14 +83,6 @@ def test_kill_9_and_restart_match_the_replay_oracle(deployment: Deployment) -> N
           f"model version {oracle.trainer.models.version}")
     assert lost == 0 and twice == 0
     assert re_read > 0  # the restart really re-read events the killed worker had applied
-
-
-def _is_json(raw: bytes) -> bool:
-    try:
-        orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return False
-    return True
 
 
 def _difference(expected: dict[str, dict[str, Any]], actual: dict[str, dict[str, Any]]) -> str:

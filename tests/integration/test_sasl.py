@@ -5,21 +5,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import orjson
 import pytest
 
 from tests.conftest import Deployment, by_label, scrape
-from tests.eventgen import mixed
+from tests.eventgen import is_json, mixed
 
 pytestmark = pytest.mark.integration
-
-
-def json(raw: bytes) -> bool:
-    try:
-        orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return False
-    return True
 
 
 def sasl(mechanism: str, password: str = "alice-secret") -> dict[str, str]:
@@ -36,7 +27,7 @@ def test_worker_and_cli_authenticate(kafka_sasl: str, tmp_path: Path, mechanism:
         created = dep.cli("topics", "create")
         assert created.returncode == 0, created.stderr
         port = dep.start_worker()
-        payloads = [p for p in mixed(400, seed=4) if json(p.raw)][:300]
+        payloads = [p for p in mixed(400, seed=4) if is_json(p.raw)][:300]
         sent = dep.cli("produce", "-", input=b"\n".join(p.raw for p in payloads) + b"\n")
         assert b"sent 300 events" in sent.stderr, sent.stderr
         valid = sum(p.type is not None for p in payloads)
