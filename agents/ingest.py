@@ -44,7 +44,7 @@ class Ingest:
         metrics.MESSAGES.inc()
         foreign: dict[str, list[bytes]] = defaultdict(list)
         applied: Counter[str] = Counter()  # one counter increment per type per message
-        examples: list[Example] = []
+        examples: list[tuple[Example, bytes]] = []  # serialised once, for outbox and send
         for line in decode_message(message.value):
             event = line.result
             if isinstance(event, Rejected):
@@ -61,20 +61,20 @@ class Ingest:
                     continue
                 if outcome.applied:
                     applied[event.type] += 1
-                    examples.extend(outcome.examples)
                     if outcome.examples:  # kept with the state until it is snapshotted
+                        sent = [(e, e.to_bytes()) for e in outcome.examples]
+                        examples.extend(sent)
                         self.pipeline.store.campaigns[event.campaign_id].outbox.extend(
-                            e.to_bytes() for e in outcome.examples)
+                            data for _, data in sent)
                 else:
                     metrics.DUPLICATES.inc()
         for etype, n in applied.items():
             metrics.EVENTS_BY_TYPE[etype].inc(n)
         for campaign_id, raws in foreign.items():
             await self.forward(message, campaign_id, raws)
-        for example in examples:  # to the single trainer: one learning lineage
+        for example, data in examples:  # to the single trainer: one learning lineage
             metrics.TRAINING_EXAMPLES.labels(kind=example.kind).inc()
-            await self._send(self.training, example.example_id.encode(), example.to_bytes(),
-                             partition=0)
+            await self._send(self.training, example.example_id.encode(), data, partition=0)
 
     async def forward(self, message: Message, campaign_id: str, raws: list[bytes]) -> None:
         """Send events to the partition that owns their campaign, keyed by campaign_id."""

@@ -168,9 +168,6 @@ class CampaignStore:
         self.dirty.clear()
         return out
 
-    def restore(self, campaign_id: str, data: bytes) -> None:
-        self.campaigns[campaign_id] = CampaignState.from_bytes(data)
-
     def snapshot(self) -> bytes:
         """Every campaign in one blob (replay, benchmarks)."""
         return orjson.dumps({"schema_version": SCHEMA_VERSION,

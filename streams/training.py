@@ -10,7 +10,6 @@ prove it.  Example ids are deterministic, so an example re-sent after a restart 
 from __future__ import annotations
 
 import hashlib
-import pickle
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Final, Literal
@@ -54,16 +53,6 @@ class Models:
         self.creatives = CreativeClickModel()
         self.version = 0
         self.lineage = ""
-
-    def to_bytes(self) -> bytes:
-        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
-
-    @staticmethod
-    def from_bytes(data: bytes) -> Models:
-        models = pickle.loads(data)
-        if not isinstance(models, Models):
-            raise TypeError(f"not a Models snapshot: {type(models).__name__}")
-        return models
 
     def versions(self) -> dict[str, int]:
         return {"models": self.version, "sentiment": self.sentiment.version,
