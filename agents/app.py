@@ -4,20 +4,31 @@ Two changes to Faust's Kafka transport, both for delivery guarantees (DESIGN.md 
 - Faust turns producer idempotence on only inside transactions; socialstream wants it on every
   output, so the producer always asks for it.
 - State snapshots must be durable before their source offsets are committed.  Every commit
-  (periodic, on rebalance, at shutdown) first runs the app's ``before_commit`` hooks, which queue
-  the snapshots; Faust then flushes the producer and only then commits the offsets.
+  (periodic, on rebalance, at shutdown) picks the offsets it will commit, runs the app's
+  ``before_commit`` hooks in the same step (so every event up to those offsets is in the
+  snapshots they take), waits until the broker has acknowledged what the hooks wrote, and only
+  then commits.  Faust's own ``send_soon`` buffer is not enough for this: its flush gives up after
+  0.1 s per message, so a commit could overtake snapshots still queued (found by kill -9 tests).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import asyncio
+import logging
+import os
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, NoReturn
 
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from agents.kafka import MAX_MODEL_BYTES, ssl_context
+from streams import metrics
 from streams.config import Settings
+
+log = logging.getLogger(__name__)
 
 
 class IdempotentProducer(faust_aiokafka.Producer):
@@ -27,13 +38,99 @@ class IdempotentProducer(faust_aiokafka.Producer):
         return {"acks": "all", "enable_idempotence": True}
 
 
-class SnapshottingConsumer(faust_aiokafka.Consumer):
-    """Faust's consumer, running the app's ``before_commit`` hooks before every commit."""
+class PinnedReadOffsets(defaultdict[Any, int | None]):
+    """Faust's per-partition read position, which its fetch loop moves past every message it
+    hands over and which drops anything below it.  A partition sought back to a gap is pinned
+    there until the re-read reaches the gap, or messages prefetched past the gap, handed over
+    after the seek, would move it forward again and the re-read would be dropped."""
 
-    async def commit(self, topics: Any = None, start_new_transaction: bool = True) -> bool:
-        for hook in getattr(self.app, "before_commit", ()):
-            hook()  # synchronous: nothing is processed between the snapshot and the offsets
-        return bool(await super().commit(topics, start_new_transaction))
+    def __init__(self) -> None:
+        super().__init__(lambda: None)
+        self.pinned: dict[Any, tuple[int, float]] = {}  # partition -> (gap offset, sought at)
+
+    def __setitem__(self, tp: Any, offset: int | None) -> None:
+        pin = self.pinned.get(tp)
+        if pin is not None and offset is not None and offset > pin[0]:
+            return
+        super().__setitem__(tp, offset)
+
+
+class SnapshottingConsumer(faust_aiokafka.Consumer):
+    """Faust's consumer, writing the app's ``before_commit`` snapshots before every commit, and
+    never committing past a message that the agents did not get.
+
+    Around a rebalance Faust can drop messages it prefetched for the old generation without
+    handing them to the agent, then commit the later ones it did hand over (its gap check is
+    off by one and off entirely before the first commit): a silent loss, found by kill -9 tests.
+    Agents therefore ask ``in_sequence`` for every message: the next expected offset of each
+    partition is tracked from the committed position, a message past a gap is not handled but
+    triggers a seek back to the gap, and commits are capped at the next expected offset."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._expected: dict[Any, int] = {}  # partition -> next offset the agents must get
+        self._pins = PinnedReadOffsets()
+        self._read_offset = self._pins
+
+    async def perform_seek(self) -> None:
+        """After an assignment: expect each agent partition's committed offset next; one never
+        committed is read from its beginning (aiokafka leaves it wherever it was)."""
+        await super().perform_seek()
+        self._expected.clear()
+        sequenced: set[str] = getattr(self.app, "sequenced_topics", set())
+        mine = [tp for tp in self.assignment() if tp.topic in sequenced]
+        fresh = [tp for tp in mine if self._committed_offset[tp] is None]
+        start = await self.earliest_offsets(*fresh) if fresh else {}
+        for tp, offset in start.items():
+            await self.seek(tp, offset)
+        self._expected.update(start)
+        self._expected.update({tp: self._committed_offset[tp] for tp in mine if tp not in start})
+
+    async def in_sequence(self, tp: Any, offset: int) -> bool:
+        """Whether the agent should handle this message now (False: seen, or past a gap)."""
+        expected = self._expected.get(tp)
+        if expected is None or offset == expected:
+            self._expected[tp] = offset + 1
+            self._pins.pinned.pop(tp, None)
+            return True
+        pinned = self._pins.pinned.get(tp)
+        if offset > expected and (pinned is None or time.monotonic() - pinned[1] > 5.0):
+            log.warning("%s: got offset %s, expected %s (messages dropped around a rebalance): "
+                        "reading again from %s", tp, offset, expected, expected)
+            metrics.REREADS.inc()
+            self._pins.pinned[tp] = (expected, time.monotonic())
+            await self.seek(tp, expected)
+        return False
+
+    def _new_offset(self, tp: Any) -> int | None:
+        offset: int | None = super()._new_offset(tp)
+        expected = self._expected.get(tp)
+        if offset is None or expected is None:
+            return offset
+        return min(offset, expected)
+
+    async def _commit_tps(self, tps: Iterable[Any], start_new_transaction: bool) -> bool:
+        offsets = self._filter_committable_offsets(tps)
+        if not offsets:
+            return False
+        # No await between choosing the offsets and the hooks' synchronous part: the snapshots
+        # cover every event the offsets cover (and maybe more, which is harmless).
+        writes = [hook() for hook in getattr(self.app, "before_commit", ())]
+        try:
+            await asyncio.gather(*writes)  # acknowledged by the broker (acks=all)
+            await self._handle_attached(offsets)
+        except Exception as exc:  # not durable: never commit past it; a restart re-reads
+            stop_undelivered(exc)
+        return bool(await self._commit_offsets(offsets,
+                                               start_new_transaction=start_new_transaction))
+
+
+def stop_undelivered(exc: BaseException) -> NoReturn:
+    """An output the broker did not take after the producer's retries: exit at once, before any
+    offset past it can be committed, so that a restart processes its source again."""
+    log.critical("could not deliver an output message (%r): stopping the worker before its "
+                 "source offset is committed; a restart reprocesses it", exc)
+    os._exit(70)
 
 
 class Transport(faust_aiokafka.Transport):
@@ -42,11 +139,15 @@ class Transport(faust_aiokafka.Transport):
 
 
 class App(faust.App):
-    before_commit: list[Callable[[], None]]
+    # Each hook takes its snapshot when called and returns the awaitable that writes it.
+    before_commit: list[Callable[[], Awaitable[object]]]
+    # Topics whose agents check offsets with SnapshottingConsumer.in_sequence.
+    sequenced_topics: set[str]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.before_commit = []
+        self.sequenced_topics = set()
 
     def _new_transport(self) -> Transport:
         return Transport(self.conf.broker_consumer, self)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from typing import Any, cast
@@ -18,13 +17,13 @@ from typing import Any, cast
 import faust
 from faust.types import Message
 
+from agents.app import App, SnapshottingConsumer, stop_undelivered
 from agents.kafka import owner_partition
 from agents.topics import raw_topic
 from streams import metrics
 from streams.config import Settings
 from streams.events import Line, Reason, Rejected, decode_message
 from streams.pipeline import Pipeline
-from streams.training import Example
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +37,11 @@ class Ingest:
         self.partitions = settings.partitions
         self.source = raw_topic(app, settings.input_topic, settings.partitions)
         self.dlq = raw_topic(app, settings.dlq_topic, settings.partitions)
-        self.training = raw_topic(app, settings.training_topic, 1)
 
     async def handle(self, message: Message) -> None:
         metrics.MESSAGES.inc()
         foreign: dict[str, list[bytes]] = defaultdict(list)
         applied: Counter[str] = Counter()  # one counter increment per type per message
-        examples: list[tuple[Example, bytes]] = []  # serialised once, for outbox and send
         for line in decode_message(message.value):
             event = line.result
             if isinstance(event, Rejected):
@@ -61,20 +58,18 @@ class Ingest:
                     continue
                 if outcome.applied:
                     applied[event.type] += 1
-                    if outcome.examples:  # kept with the state until it is snapshotted
-                        sent = [(e, e.to_bytes()) for e in outcome.examples]
-                        examples.extend(sent)
-                        self.pipeline.store.campaigns[event.campaign_id].outbox.extend(
-                            data for _, data in sent)
+                    if outcome.examples:  # sent to the trainer with the state's next snapshot
+                        store = self.pipeline.store
+                        store.emit(store.campaigns[event.campaign_id],
+                                   [e.to_bytes() for e in outcome.examples])
+                        for example in outcome.examples:
+                            metrics.TRAINING_EXAMPLES.labels(kind=example.kind).inc()
                 else:
                     metrics.DUPLICATES.inc()
         for etype, n in applied.items():
             metrics.EVENTS_BY_TYPE[etype].inc(n)
         for campaign_id, raws in foreign.items():
             await self.forward(message, campaign_id, raws)
-        for example, data in examples:  # to the single trainer: one learning lineage
-            metrics.TRAINING_EXAMPLES.labels(kind=example.kind).inc()
-            await self._send(self.training, example.example_id.encode(), data, partition=0)
 
     async def forward(self, message: Message, campaign_id: str, raws: list[bytes]) -> None:
         """Send events to the partition that owns their campaign, keyed by campaign_id."""
@@ -113,18 +108,20 @@ def _source_headers(message: Message) -> list[tuple[str, bytes]]:
 
 def _exit_on_failure(fut: Any) -> None:
     if not fut.cancelled() and fut.exception() is not None:
-        log.critical("could not deliver an output message (%r): stopping the worker before its "
-                     "source offset is committed; a restart reprocesses it", fut.exception())
-        os._exit(70)
+        stop_undelivered(fut.exception())
 
 
-def attach(app: faust.App, settings: Settings, pipeline: Pipeline) -> Ingest:
+def attach(app: App, settings: Settings, pipeline: Pipeline) -> Ingest:
     """Register the ingest agent on ``app``."""
     ingest = Ingest(app, settings, pipeline)
 
     async def ingest_agent(stream: faust.StreamT[bytes]) -> None:
+        consumer = cast(SnapshottingConsumer, app.consumer)
         async for event in stream.events():
-            await ingest.handle(event.message)
+            message = event.message
+            if await consumer.in_sequence(message.tp, message.offset):
+                await ingest.handle(message)
 
+    app.sequenced_topics.add(settings.input_topic)
     app.agent(ingest.source, name="ingest")(ingest_agent)
     return ingest

@@ -1,33 +1,35 @@
 """Campaign state made durable: a compacted changelog topic (Faust table), written before commits.
 
-The pipeline keeps live campaign state in memory.  Before every offset commit the campaigns that
-changed are queued to the changelog (the app's ``before_commit`` hook), so their snapshots are
-durable before the offsets that produced them are committed.  After a restart or a rebalance Faust
-recovers the table from the changelog; a campaign is loaded from it the first time it is touched,
-and re-delivered events are skipped by the position each snapshot carries.
+The pipeline keeps live campaign state in memory.  Before every offset commit (the app's
+``before_commit`` hook) the campaigns that changed are written to the changelog, together with the
+training examples they produced since their last snapshot, and the commit waits until the broker
+has acknowledged all of it.  After a restart or a rebalance Faust recovers the table from the
+changelog; a campaign is loaded from it the first time it is touched, re-delivered events are
+skipped by the position each snapshot carries, and the examples in a loaded snapshot's outbox are
+sent again (the trainer drops repeats): nothing is lost between the snapshot and its examples.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 import faust
 
 from agents.app import App
 from agents.kafka import owner_partition
-from agents.topics import raw_topic
 from streams import metrics
 from streams.config import Settings
 from streams.state import CampaignState, CampaignStore
-from streams.training import Example
 
 
 class DurableState:
     def __init__(self, app: App, settings: Settings, store: CampaignStore) -> None:
         self.settings = settings
         self.store = store
-        self.training = raw_topic(app, settings.training_topic, 1)
+        self.app = app
         # bytes keys and values: Faust then reads and writes the changelog with the raw codec.
         self.table = app.Table("campaign-state", partitions=settings.partitions,
                                key_type=bytes, value_type=bytes, use_partitioner=True)
@@ -36,28 +38,32 @@ class DurableState:
         app.on_partitions_revoked.connect(self.on_revoked)  # type: ignore[arg-type]
 
     def load(self, campaign_id: str) -> CampaignState | None:
-        """A campaign's last durable snapshot; the examples in its outbox are sent again."""
+        """A campaign's last durable snapshot (its outbox goes out again with the next one)."""
         data = self.table.data.get(campaign_id.encode())
-        if not isinstance(data, bytes):
-            return None
-        state = CampaignState.from_bytes(data)
-        for example in state.outbox:
-            self.training.send_soon(key=Example.from_bytes(example).example_id.encode(),
-                                    value=example, partition=0)
-        return state
+        return CampaignState.from_bytes(data) if isinstance(data, bytes) else None
 
-    def flush(self) -> None:
-        """Queue a snapshot of every campaign changed since the last flush."""
+    def flush(self) -> Awaitable[None]:
+        """Snapshot every campaign changed since the last flush, now; the awaitable returned
+        completes when the broker holds the snapshots and their examples."""
         started = time.perf_counter()
-        written = 0
-        for campaign_id, data in self.store.take_dirty().items():
-            key = campaign_id.encode()
-            self.table.send_changelog(owner_partition(campaign_id, self.settings.partitions),
-                                      key, data, key_serializer="raw", value_serializer="raw")
-            self.table.data[key] = data  # what a later re-assignment to this worker loads
-            written += len(data)
-        if written:
-            metrics.SNAPSHOT_BYTES.inc(written)
+        snapshots, examples = self.store.take_dirty()
+        for campaign_id, data in snapshots.items():
+            self.table.data[campaign_id.encode()] = data  # what a re-assignment here loads
+        return self._write(snapshots, examples, started)
+
+    async def _write(self, snapshots: dict[str, bytes], examples: list[bytes],
+                     started: float) -> None:
+        producer = self.app.producer
+        changelog = self.table.changelog_topic.get_topic_name()
+        pending = [await producer.send(self.settings.training_topic, None, data, 0, None, None)
+                   for data in examples]  # to the single trainer: one learning lineage
+        for campaign_id, data in snapshots.items():
+            partition = owner_partition(campaign_id, self.settings.partitions)
+            pending.append(await producer.send(changelog, campaign_id.encode(), data, partition,
+                                               None, None))
+        await asyncio.gather(*pending)
+        if snapshots:
+            metrics.SNAPSHOT_BYTES.inc(sum(map(len, snapshots.values())))
             metrics.SNAPSHOT_SECONDS.observe(time.perf_counter() - started)
 
     async def on_revoked(self, app: faust.App, revoked: set[Any], **_: Any) -> None:

@@ -13,12 +13,13 @@ import asyncio
 import logging
 import pickle
 import zlib
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, cast
 
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from agents.app import App
+from agents.app import App, SnapshottingConsumer
 from agents.kafka import MAX_MODEL_BYTES, client_options
 from agents.topics import raw_topic
 from streams import metrics
@@ -55,17 +56,21 @@ class Training:
         self.settings = settings
         self.pipeline = pipeline
         self.examples = raw_topic(app, settings.training_topic, 1)
-        self.snapshots = raw_topic(app, settings.model_topic, 1)
+        self.app = app
         self.trainer: Trainer | None = None
         self.offset = -1
         self.dirty = False
+        app.sequenced_topics.add(settings.training_topic)
         app.agent(self.examples, name="trainer")(self.learn)
         app.before_commit.append(self.publish)
         app.task(self.follow)
 
     async def learn(self, stream: faust.StreamT[bytes]) -> None:
+        consumer = cast(SnapshottingConsumer, self.app.consumer)
         async for event in stream.events():
             message = event.message
+            if not await consumer.in_sequence(message.tp, message.offset):
+                continue
             if self.trainer is None:
                 self.trainer, self.offset = await self.restore()
             if message.offset <= self.offset:
@@ -86,12 +91,18 @@ class Training:
                  trainer.models.version, offset)
         return trainer, offset
 
-    def publish(self) -> None:
-        """Before a commit: queue the snapshot that covers the examples being committed."""
-        if self.dirty and self.trainer is not None:
-            self.snapshots.send_soon(key=b"models", value=pack(self.trainer, self.offset),
-                                     partition=0)
-            self.dirty = False
+    def publish(self) -> Awaitable[object]:
+        """Before a commit: the snapshot that covers the examples being committed, taken now;
+        the awaitable returned completes when the broker holds it."""
+        if not self.dirty or self.trainer is None:
+            return asyncio.sleep(0)
+        self.dirty = False
+        return self._send(pack(self.trainer, self.offset))
+
+    async def _send(self, data: bytes) -> None:
+        sent = await self.app.producer.send(self.settings.model_topic, b"models", data, 0,
+                                            None, None)
+        await sent
 
     async def follow(self) -> None:
         """Swap in every model snapshot published, oldest first, forever."""

@@ -61,6 +61,12 @@ SNAPSHOT_BYTES = Counter(
 )
 SNAPSHOT_SECONDS = Histogram(
     "socialstream_state_snapshot_seconds",
-    "Time to serialise and queue one round of campaign-state snapshots.",
+    "Time to write one round of campaign-state snapshots before a commit (serialise, send, "
+    "broker acknowledgment).",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
+REREADS = Counter(
+    "socialstream_consumer_rereads",
+    "Times a partition was read again from a gap: Kafka messages the client dropped around a "
+    "rebalance, re-read instead of lost.  Occasional is normal; steady growth is not.",
 )

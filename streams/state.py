@@ -140,6 +140,12 @@ class CampaignStore:
         self.dirty: set[str] = set()
         self.load = load
         self.suspect: set[str] = set()
+        self.outgoing: list[bytes] = []  # every outbox's examples, in the order they were made
+
+    def emit(self, state: CampaignState, examples: list[bytes]) -> None:
+        """Examples made by an event of ``state``: sent with its next snapshot."""
+        state.outbox.extend(examples)
+        self.outgoing.extend(examples)
 
     def get(self, campaign_id: str) -> CampaignState:
         state = self.campaigns.get(campaign_id)
@@ -149,6 +155,7 @@ class CampaignStore:
             if state is None or (loaded is not None and loaded.applied > state.applied):
                 state = loaded or CampaignState(campaign_id)
                 self.campaigns[campaign_id] = state
+                self.outgoing.extend(state.outbox)  # maybe never delivered: again (deduped)
         self.dirty.add(campaign_id)
         return state
 
@@ -157,16 +164,19 @@ class CampaignStore:
         touched, in case another owner advanced it meanwhile."""
         self.suspect.update(self.campaigns)
 
-    def take_dirty(self) -> dict[str, bytes]:
-        """Snapshots of the campaigns changed since the last call.  Their outboxes are emptied:
-        the examples in them were sent before this snapshot, and the snapshot keeps a copy."""
-        out = {}
+    def take_dirty(self) -> tuple[dict[str, bytes], list[bytes]]:
+        """Snapshots of the campaigns changed since the last call, and the examples to send with
+        them in the order they were made (one learning order, as in a replay).  The outboxes are
+        emptied; each snapshot keeps a copy of its own, so a worker restored from it sends them
+        again if the send was lost."""
+        snapshots: dict[str, bytes] = {}
         for cid in self.dirty:
             state = self.campaigns[cid]
-            out[cid] = state.to_bytes()
+            snapshots[cid] = state.to_bytes()
             state.outbox.clear()
         self.dirty.clear()
-        return out
+        examples, self.outgoing = self.outgoing, []
+        return snapshots, examples
 
     def snapshot(self) -> bytes:
         """Every campaign in one blob (replay, benchmarks)."""

@@ -154,3 +154,22 @@ def test_replay_is_deterministic() -> None:
     one, two = replay(lines), replay(lines)
     assert one.report() == two.report()
     assert one.accepted + sum(one.rejected.values()) == 2000
+
+
+def test_examples_leave_with_the_snapshots_in_the_order_they_were_made() -> None:
+    store = CampaignStore()
+    a, b = store.get("a"), store.get("b")
+    store.emit(a, [b"a1"])
+    store.emit(b, [b"b1"])
+    store.emit(a, [b"a2"])
+    snapshots, examples = store.take_dirty()
+    assert examples == [b"a1", b"b1", b"a2"]  # one learning order, as in a replay
+    assert CampaignState.from_bytes(snapshots["a"]).outbox == [b"a1", b"a2"]  # kept for a crash
+    assert a.outbox == [] and store.take_dirty() == ({}, [])
+
+
+def test_a_restored_snapshot_sends_its_outbox_again() -> None:
+    durable = CampaignState("a", outbox=[b"maybe-lost"])
+    store = CampaignStore(load=lambda cid: CampaignState.from_bytes(durable.to_bytes()))
+    store.get("a")
+    assert store.take_dirty()[1] == [b"maybe-lost"]  # the trainer drops it if it had arrived
