@@ -86,6 +86,10 @@ class SnapshottingConsumer(faust_aiokafka.Consumer):
         self._expected.update(start)
         self._expected.update({tp: self._committed_offset[tp] for tp in mine if tp not in start})
 
+    def next_offset(self, tp: Any) -> int | None:
+        """The next offset of ``tp`` the agents will handle (None before the first)."""
+        return self._expected.get(tp)
+
     async def in_sequence(self, tp: Any, offset: int) -> bool:
         """Whether the agent should handle this message now (False: seen, or past a gap)."""
         expected = self._expected.get(tp)

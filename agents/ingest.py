@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from typing import Any, cast
@@ -40,12 +41,17 @@ class Ingest:
 
     async def handle(self, message: Message) -> None:
         metrics.MESSAGES.inc()
+        started = time.perf_counter()
+        lines = decode_message(message.value)
+        decoded = time.perf_counter()
         foreign: dict[str, list[bytes]] = defaultdict(list)
+        rejected: list[tuple[Line, Rejected]] = []
         applied: Counter[str] = Counter()  # one counter increment per type per message
-        for line in decode_message(message.value):
+        latest_ts_ms = 0
+        for line in lines:
             event = line.result
             if isinstance(event, Rejected):
-                await self.dead_letter(message, line, event)
+                rejected.append((line, event))
             elif owner_partition(event.campaign_id, self.partitions) != message.partition:
                 foreign[event.campaign_id].append(line.raw)
             else:
@@ -53,23 +59,38 @@ class Ingest:
                     outcome = self.pipeline.process(event, (message.offset, line.number))
                 except Exception as exc:  # a bug in a later stage: keep the event, visibly
                     log.exception("pipeline failed on event %s", event.event_id)
-                    await self.dead_letter(message, line, Rejected(
-                        Reason.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"[:500]))
+                    rejected.append((line, Rejected(Reason.INTERNAL_ERROR,
+                                                    f"{type(exc).__name__}: {exc}"[:500])))
                     continue
                 if outcome.applied:
                     applied[event.type] += 1
+                    latest_ts_ms = max(latest_ts_ms, event.ts_ms)
                     if outcome.examples:  # sent to the trainer with the state's next snapshot
                         store = self.pipeline.store
                         store.emit(store.campaigns[event.campaign_id],
                                    [e.to_bytes() for e in outcome.examples])
                         for example in outcome.examples:
                             metrics.TRAINING_EXAMPLES.labels(kind=example.kind).inc()
+                    if event.sentiment is not None:
+                        _count_label(event.type, bool(outcome.examples))
                 else:
                     metrics.DUPLICATES.inc()
+        processed = time.perf_counter()
         for etype, n in applied.items():
             metrics.EVENTS_BY_TYPE[etype].inc(n)
+        for line, why in rejected:
+            await self.dead_letter(message, line, why)
         for campaign_id, raws in foreign.items():
             await self.forward(message, campaign_id, raws)
+        done = time.perf_counter()
+        metrics.STAGE["decode"].observe(decoded - started)
+        metrics.STAGE["pipeline"].observe(processed - decoded)
+        metrics.STAGE["outputs"].observe(done - processed)
+        now = time.time()
+        if message.timestamp:
+            metrics.PROCESSING_LATENCY.observe(max(0.0, now - message.timestamp))
+        if latest_ts_ms:
+            metrics.EVENT_TIME_LAG.set(now - latest_ts_ms / 1000)
 
     async def forward(self, message: Message, campaign_id: str, raws: list[bytes]) -> None:
         """Send events to the partition that owns their campaign, keyed by campaign_id."""
@@ -94,6 +115,13 @@ class Ingest:
         # fails to be delivered after the producer's retries must not let that commit happen.
         sent = cast(asyncio.Future[Any], await topic.send(key=key, value=value, **kwargs))
         sent.add_done_callback(_exit_on_failure)
+
+
+def _count_label(event_type: str, learned: bool) -> None:
+    if event_type == "label":
+        metrics.LABEL_OUTCOMES["joined" if learned else "orphaned"].inc()
+    else:
+        metrics.LABEL_OUTCOMES["inline"].inc()
 
 
 def _source_headers(message: Message) -> list[tuple[str, bytes]]:

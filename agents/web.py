@@ -3,17 +3,18 @@ models' versions and quality, /healthz for liveness, /readyz for readiness."""
 
 from __future__ import annotations
 
-import faust
 from faust.web import Request, Response, View
 from prometheus_client import generate_latest
 
+from agents.app import App
+from agents.monitor import is_ready
 from streams.pipeline import Pipeline
 
 # aiohttp refuses a charset inside content_type; Prometheus' text format is UTF-8 by definition.
 CONTENT_TYPE = "text/plain; version=0.0.4"
 
 
-def attach(app: faust.App, pipeline: Pipeline, input_topic: str) -> None:
+def attach(app: App, pipeline: Pipeline, input_topic: str) -> None:
     @app.page("/metrics")
     async def metrics(web: View, request: Request) -> Response:
         return web.bytes(generate_latest(), content_type=CONTENT_TYPE)
@@ -28,9 +29,8 @@ def attach(app: faust.App, pipeline: Pipeline, input_topic: str) -> None:
         """Ready: state recovered and consuming; lists the input partitions this worker owns."""
         owned = sorted(tp.partition for tp in app.assignor.assigned_actives()
                        if tp.topic == input_topic)
-        recovered = app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
-        ready = recovered and bool(app.consumer.assignment())
-        return web.json({"ready": ready, "recovered": recovered, "partitions": owned},
+        ready = is_ready(app)
+        return web.json({"ready": ready, "partitions": owned},
                         status=200 if ready else 503)
 
     @app.page("/healthz")

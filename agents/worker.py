@@ -6,7 +6,7 @@ import asyncio
 
 import faust
 
-from agents import ingest, web
+from agents import ingest, monitor, web
 from agents.app import App, create_app
 from agents.kafka import ensure_topics
 from agents.state import DurableState
@@ -23,6 +23,7 @@ def build(settings: Settings) -> App:
     Training(app, settings, pipeline)
     ingest.attach(app, settings, pipeline)
     web.attach(app, pipeline, settings.input_topic)
+    monitor.attach(app, settings, pipeline)
     return app
 
 

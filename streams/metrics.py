@@ -6,7 +6,7 @@ Names follow Prometheus conventions: ``socialstream_`` prefix, base units, count
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client import Counter, Gauge, Histogram, Info, disable_created_metrics
 
 from streams.events import EVENT_TYPES, Reason
 
@@ -70,3 +70,45 @@ REREADS = Counter(
     "Times a partition was read again from a gap: Kafka messages the client dropped around a "
     "rebalance, re-read instead of lost.  Occasional is normal; steady growth is not.",
 )
+
+# Latency and lag.  Stages are fixed names, so the label stays bounded.
+STAGE_SECONDS = Histogram(
+    "socialstream_stage_seconds",
+    "Time spent per Kafka message in each stage: decode (bytes to validated events), pipeline "
+    "(state, features, scoring), outputs (dead letters and forwards handed to the producer).",
+    ["stage"],
+    buckets=(0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
+)
+STAGE = {s: STAGE_SECONDS.labels(stage=s) for s in ("decode", "pipeline", "outputs")}
+PROCESSING_LATENCY = Histogram(
+    "socialstream_processing_latency_seconds",
+    "From the moment Kafka received a message (its log-append or create timestamp) to the end of "
+    "its processing by the worker: queueing in Kafka and in the worker included.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
+)
+EVENT_TIME_LAG = Gauge(
+    "socialstream_event_time_lag_seconds",
+    "Wall-clock time minus the event time of the latest event applied by this worker.",
+)
+CONSUMER_LAG = Gauge(
+    "socialstream_consumer_lag_messages",
+    "Messages in the input partition not yet processed by this worker (high watermark minus the "
+    "next offset to process), per owned partition.",
+    ["partition"],
+)
+LABELS = Counter(
+    "socialstream_labels",
+    "Sentiment labels received: inline on a text, joined to an earlier text, or orphaned (its "
+    "text unknown or older than the TTL).",
+    ["outcome"],
+)
+LABEL_OUTCOMES = {o: LABELS.labels(outcome=o) for o in ("inline", "joined", "orphaned")}
+ACTIVE_CAMPAIGNS = Gauge(
+    "socialstream_active_campaigns",
+    "Campaigns held in this worker's memory (the campaigns of its partitions seen so far).",
+)
+READY = Gauge(
+    "socialstream_ready",
+    "1 when this worker has recovered its state and is consuming its partitions (as /readyz).",
+)
+BUILD_INFO = Info("socialstream_build", "Version of socialstream and of its core libraries.")

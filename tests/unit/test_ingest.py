@@ -108,3 +108,17 @@ async def test_invalid_input_is_dead_lettered_with_original_bytes(value: bytes) 
     [dead] = ingest.sent
     assert dead["value"] == value and dead["key"] == b"k"
     assert "source.line" not in dict(dead["headers"])
+
+
+async def test_labels_are_counted_inline_joined_and_orphaned() -> None:
+    ingest = Recording(Pipeline())
+    before = {o: c._value.get() for o, c in metrics.LABEL_OUTCOMES.items()}
+    campaign = "c-labels"
+    text = {"type": "comment", "post_id": "p", "text": "love it", "creative_id": None}
+    lines = [event(campaign, "t1", **text, sentiment="positive"),
+             event(campaign, "t2", **text),
+             event(campaign, "l1", type="label", target_event_id="t2", sentiment="negative"),
+             event(campaign, "l2", type="label", target_event_id="unknown", sentiment="neutral")]
+    await ingest.handle(message(b"\n".join(lines), campaign.encode(), home(campaign)))
+    after = {o: c._value.get() - before[o] for o, c in metrics.LABEL_OUTCOMES.items()}
+    assert after == {"inline": 1, "joined": 1, "orphaned": 1}, ingest.sent
