@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 import faust
+import orjson
 from faust.types import Message
 
 from agents.app import App, SnapshottingConsumer, stop_undelivered
@@ -25,6 +26,7 @@ from streams import metrics
 from streams.config import Settings
 from streams.events import Line, Reason, Rejected, decode_message
 from streams.pipeline import Pipeline
+from streams.policy import Recommendation
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,7 @@ class Ingest:
         self.partitions = settings.partitions
         self.source = raw_topic(app, settings.input_topic, settings.partitions)
         self.dlq = raw_topic(app, settings.dlq_topic, settings.partitions)
+        self.recommendations = raw_topic(app, settings.recommendations_topic, settings.partitions)
 
     async def handle(self, message: Message) -> None:
         metrics.MESSAGES.inc()
@@ -47,6 +50,7 @@ class Ingest:
         foreign: dict[str, list[bytes]] = defaultdict(list)
         rejected: list[tuple[Line, Rejected]] = []
         applied: Counter[str] = Counter()  # one counter increment per type per message
+        recommendations: list[Recommendation] = []
         latest_ts_ms = 0
         for line in lines:
             event = line.result
@@ -73,6 +77,7 @@ class Ingest:
                             metrics.TRAINING_EXAMPLES.labels(kind=example.kind).inc()
                     if event.sentiment is not None:
                         _count_label(event.type, bool(outcome.examples))
+                    recommendations.extend(outcome.recommendations)
                 else:
                     metrics.DUPLICATES.inc()
         processed = time.perf_counter()
@@ -82,6 +87,10 @@ class Ingest:
             await self.dead_letter(message, line, why)
         for campaign_id, raws in foreign.items():
             await self.forward(message, campaign_id, raws)
+        for rec in recommendations:  # before this message's offset can be committed
+            metrics.RECOMMENDATIONS[rec.action].inc()
+            await self._send(self.recommendations, rec.campaign_id.encode(),
+                             orjson.dumps(rec.to_dict()), partition=message.partition)
         done = time.perf_counter()
         metrics.STAGE["decode"].observe(decoded - started)
         metrics.STAGE["pipeline"].observe(processed - decoded)

@@ -13,12 +13,13 @@ from agents.state import DurableState
 from agents.training import Training
 from streams.config import Settings
 from streams.pipeline import Pipeline
+from streams.policy import Policy
 
 
 def build(settings: Settings) -> App:
     """The complete app: ingest agent, pipeline, HTTP endpoints."""
     app = create_app(settings)
-    pipeline = Pipeline()
+    pipeline = Pipeline(policy=Policy(dry_run=settings.dry_run))
     DurableState(app, settings, pipeline.store)
     Training(app, settings, pipeline)
     ingest.attach(app, settings, pipeline)

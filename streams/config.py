@@ -49,6 +49,8 @@ class Settings:
     web_host: str = _doc("Interface the worker's HTTP server (/metrics, /healthz) binds to.",
                          "127.0.0.1")
     web_port: int = _doc("Port of the worker's HTTP server.", 6066)
+    dry_run: bool = _doc("Publish recommendations marked dry_run: for review, not automation.",
+                         False)
     data_dir: str = _doc("Directory for the worker's local state.", "socialstream-data")
     log_level: str = _doc("Worker log level (debug, info, warning, error).", "info")
     security_protocol: SecurityProtocol = _doc(
@@ -110,6 +112,10 @@ def _field_types() -> dict[str, Any]:
 
 
 def _parse(name: str, raw: str, kind: Any) -> Any:
+    if kind is bool:
+        if raw.lower() not in ("1", "true", "yes", "0", "false", "no"):
+            raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be true or false, got {raw!r}")
+        return raw.lower() in ("1", "true", "yes")
     if kind is int:
         try:
             return int(raw)

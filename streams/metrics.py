@@ -9,6 +9,7 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram, Info, disable_created_metrics
 
 from streams.events import EVENT_TYPES, Reason
+from streams.policy import ACTIONS
 
 # *_created series double the scrape for no dashboard use.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -107,6 +108,12 @@ ACTIVE_CAMPAIGNS = Gauge(
     "socialstream_active_campaigns",
     "Campaigns held in this worker's memory (the campaigns of its partitions seen so far).",
 )
+RECOMMENDATIONS_TOTAL = Counter(
+    "socialstream_recommendations",
+    "Recommendations published, by action.",
+    ["action"],
+)
+RECOMMENDATIONS = {a: RECOMMENDATIONS_TOTAL.labels(action=a) for a in ACTIONS}
 READY = Gauge(
     "socialstream_ready",
     "1 when this worker has recovered its state and is consuming its partitions (as /readyz).",

@@ -1,5 +1,5 @@
 """The one straight line every valid event takes: event -> campaign state -> features -> models ->
-(policy, a later stage) -> outcome.
+policy -> outcome (examples for the trainer, recommendations).
 
 ``Pipeline.process`` is pure and synchronous: the worker and offline replay call the same code.
 It scores with whatever ``Models`` it holds (workers swap in newer versions as the trainer
@@ -9,12 +9,13 @@ the single trainer, so there is one learning lineage however many workers run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
 from streams.events import SocialEvent
 from streams.models.engagement import DAY_MS, creative_features, post_features, post_traits
 from streams.models.sentiment import SentimentModel, top
+from streams.policy import Policy, Recommendation
 from streams.state import (
     MAX_CREATIVES,
     MAX_PENDING_POSTS,
@@ -40,15 +41,16 @@ class Outcome:
     applied: bool = True
     sentiment: dict[str, float] | None = None
     examples: tuple[Example, ...] = ()
-    recommendations: tuple[object, ...] = field(default=())
+    recommendations: tuple[Recommendation, ...] = ()
 
 
 class Pipeline:
     """Stateful per worker; ``process`` is called once per valid event, in partition order."""
 
     def __init__(self, models: Models | None = None, horizon_ms: int = DAY_MS,
-                 window: int = 100) -> None:
+                 window: int = 100, policy: Policy | None = None) -> None:
         self.models = models or Models()
+        self.policy = policy or Policy()
         self.store = CampaignStore()
         self.horizon_ms = horizon_ms
         self.window = window
@@ -70,7 +72,9 @@ class Pipeline:
             state.last_ts_ms = event.ts_ms
             self._close_posts(state, examples)
         sentiment = self._apply(state, event, examples)
-        return Outcome(event, True, sentiment, tuple(examples))
+        recommendations = self.policy.decide(state, event, self.models,
+                                             top(sentiment) if sentiment else None)
+        return Outcome(event, True, sentiment, tuple(examples), tuple(recommendations))
 
     def _apply(self, state: CampaignState, event: SocialEvent,
                examples: list[Example]) -> dict[str, float] | None:

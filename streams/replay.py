@@ -25,6 +25,7 @@ class ReplayResult:
     accepted: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     duplicates: int = 0
+    recommendations: Counter[str] = field(default_factory=Counter)
 
     def report(self) -> dict[str, Any]:
         models = self.trainer.models.report()
@@ -34,13 +35,14 @@ class ReplayResult:
                 "events": {"accepted": self.accepted, "rejected": sum(self.rejected.values()),
                            "rejected_by_reason": dict(self.rejected),
                            "duplicates": self.duplicates},
+                "recommendations": dict(sorted(self.recommendations.items())),
                 "campaigns": len(self.pipeline.store.campaigns)}
 
 
 def replay(lines: Iterable[bytes], emit: Callable[[bytes], object] | None = None,
            progress: Callable[[int], None] | None = None) -> ReplayResult:
     """Decode, process and learn every line in order; ``emit`` receives each output as a JSON
-    line (for now: the sentiment scores and completed examples of each event)."""
+    line: every recommendation, as the worker publishes it."""
     trainer = Trainer()
     result = ReplayResult(Pipeline(trainer.models), trainer)
     for number, raw in enumerate(lines, start=1):
@@ -60,8 +62,8 @@ def replay(lines: Iterable[bytes], emit: Callable[[bytes], object] | None = None
         result.accepted += 1
         for example in outcome.examples:
             trainer.learn(example)
-        if emit is not None and (outcome.sentiment is not None or outcome.examples):
-            emit(orjson.dumps({"event_id": event.event_id, "campaign_id": event.campaign_id,
-                               "sentiment": outcome.sentiment,
-                               "examples": [e.example_id for e in outcome.examples]}))
+        for rec in outcome.recommendations:
+            result.recommendations[rec.action] += 1
+            if emit is not None:
+                emit(orjson.dumps(rec.to_dict()))
     return result

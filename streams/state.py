@@ -76,6 +76,8 @@ class CampaignState:
     # Model-derived aggregates (they depend on the model version that scored each text).
     sentiment: Counter[str] = field(default_factory=Counter)
     negative_comments: list[str] = field(default_factory=list)
+    # What the policy remembers (streams/policy.py): posteriors, CTR history, cooldowns.
+    policy: dict[str, Any] = field(default_factory=dict)
     _recent: set[int] = field(default_factory=set, repr=False, compare=False)
 
     def seen(self, event_hash: int) -> bool:
@@ -94,7 +96,7 @@ class CampaignState:
         was read from (offsets): what an offline replay must reproduce exactly."""
         data = self.to_dict()
         for key in ("applied", "sentiment", "negative_comments", "pending_texts",
-                    "pending_posts", "windows", "outbox"):
+                    "pending_posts", "windows", "outbox", "policy"):
             data.pop(key)
         return data
 
@@ -106,7 +108,8 @@ class CampaignState:
                 "windows": self.windows, "recent_ids": _pack(self.recent_ids),
                 "outbox": [base64.b64encode(e).decode() for e in self.outbox],
                 "orphan_labels": self.orphan_labels, "duplicates": self.duplicates,
-                "sentiment": dict(self.sentiment), "negative_comments": self.negative_comments}
+                "sentiment": dict(self.sentiment), "negative_comments": self.negative_comments,
+                "policy": self.policy}
 
     def to_bytes(self) -> bytes:
         return orjson.dumps({"schema_version": SCHEMA_VERSION, **self.to_dict()})

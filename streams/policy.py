@@ -1,0 +1,341 @@
+"""Campaign decisions: from a campaign's state and the models' outputs, the recommendations worth
+sending, each through the same guardrails.
+
+``Policy.decide`` is pure given its inputs and called once per applied event, after the pipeline
+updated the state; it only looks at what that event could have changed, so it stays cheap.
+Everything it remembers (bandit posteriors, CTR history, sentiment averages, cooldowns) lives in
+``CampaignState.policy``: durable with the campaign, and deterministic for a given input stream and
+model lineage, so the same stream yields the same recommendation ids.
+
+Guardrails, for every action: minimum evidence (thresholds below), a cooldown per
+(campaign, action, target) in event time, a cap on the budget share moved at once, an expiry, and a
+dry-run flag that marks recommendations as not for automation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from streams.events import SocialEvent
+from streams.models.engagement import HOUR_MS, post_features
+from streams.state import CampaignState
+from streams.training import Models
+
+SCHEMA_VERSION: Final = 1
+ACTIONS: Final = ("shift_budget", "increase_budget", "decrease_budget", "pause_creative",
+                  "boost_post", "sentiment_alert", "respond_to_comments", "schedule_post",
+                  "promote_topic")
+
+DISCOUNT: Final = 0.995  # per impression of the campaign: old evidence fades as creatives change
+THOMPSON_DRAWS: Final = 200
+MAX_SHIFT: Final = 0.2  # most budget share moved by one recommendation
+MIN_IMPRESSIONS: Final = 300  # per creative, before it takes part in a budget shift
+MIN_CONVERSIONS: Final = 10  # campaign, before budget up/down
+FATIGUE_DROP: Final = 0.4  # sustained CTR drop from the creative's peak that pauses it
+FATIGUE_WINDOWS: Final = 3  # consecutive windows below the peak by FATIGUE_DROP
+ALERT_MIN_TEXTS: Final = 30
+ALERT_RISE: Final = 0.25  # fast negative share above the slow baseline
+REPLY_BATCH: Final = 5
+MAX_TOPICS: Final = 20
+
+COOLDOWN_MS: Final = {"shift_budget": 2 * HOUR_MS, "increase_budget": 6 * HOUR_MS,
+                      "decrease_budget": 6 * HOUR_MS, "pause_creative": 24 * HOUR_MS,
+                      "boost_post": 24 * HOUR_MS, "sentiment_alert": 2 * HOUR_MS,
+                      "respond_to_comments": 0, "schedule_post": 12 * HOUR_MS,
+                      "promote_topic": 12 * HOUR_MS}
+EXPIRY_MS: Final = {"shift_budget": 6 * HOUR_MS, "increase_budget": 12 * HOUR_MS,
+                    "decrease_budget": 12 * HOUR_MS, "pause_creative": 24 * HOUR_MS,
+                    "boost_post": 12 * HOUR_MS, "sentiment_alert": 6 * HOUR_MS,
+                    "respond_to_comments": 24 * HOUR_MS, "schedule_post": 7 * 24 * HOUR_MS,
+                    "promote_topic": 7 * 24 * HOUR_MS}
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    """One entry of the recommendations topic (DESIGN.md section 4)."""
+
+    recommendation_id: str
+    campaign_id: str
+    action: str
+    target: str
+    params: dict[str, Any]
+    reason: str
+    explanation: str
+    confidence: float
+    evidence: dict[str, Any]
+    model_versions: dict[str, int]
+    event_time: int
+    expires_at: int
+    dry_run: bool = False
+    schema_version: int = field(default=SCHEMA_VERSION)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema_version": self.schema_version,
+                "recommendation_id": self.recommendation_id, "campaign_id": self.campaign_id,
+                "action": self.action, "target": self.target, "params": self.params,
+                "reason": self.reason, "explanation": self.explanation,
+                "confidence": round(self.confidence, 4), "evidence": self.evidence,
+                "model_versions": self.model_versions, "event_time": self.event_time,
+                "expires_at": self.expires_at, "dry_run": self.dry_run}
+
+
+def recommendation_id(campaign_id: str, action: str, target: str, trigger: str) -> str:
+    """Deterministic: the same triggering event gives the same id however often it is seen."""
+    key = f"{campaign_id}|{action}|{target}|{trigger}".encode()
+    return hashlib.blake2b(key, digest_size=12).hexdigest()
+
+
+class Policy:
+    def __init__(self, dry_run: bool = False) -> None:
+        self.dry_run = dry_run
+
+    def decide(self, state: CampaignState, event: SocialEvent, models: Models,
+               predicted: str | None) -> list[Recommendation]:
+        """Recommendations this event makes due (most events make none)."""
+        memory = state.policy
+        found: list[Recommendation] = []
+        emit = _Emitter(self, state, event, models, found)
+        kind = event.type
+        if kind in ("impression", "click", "conversion"):
+            self._bandit(memory, event)
+            if kind == "impression":
+                self._creative_window(memory, state, event, emit)
+        elif kind == "spend":
+            self._pacing(memory, state, event, emit)
+        elif kind == "comment" and predicted is not None:
+            self._sentiment(memory, state, predicted, emit)
+        elif kind == "post":
+            self._content(memory, state, event, models, emit)
+        if kind in ("reaction", "share", "comment"):
+            self._boost(state, event, emit)
+        return found
+
+    # -- budget across creatives: discounted Beta posteriors, Thompson sampling ----------------
+    def _bandit(self, memory: dict[str, Any], event: SocialEvent) -> None:
+        arms = memory.setdefault("arms", {})  # creative -> [clicks, non-clicks] (discounted)
+        cid = event.creative_id or ""
+        if event.type == "impression":
+            for arm in arms.values():
+                arm[0] *= DISCOUNT
+                arm[1] *= DISCOUNT
+            arm = arms.setdefault(cid, [0.0, 0.0])
+            arm[1] += 1.0
+        elif event.type == "click" and cid in arms and arms[cid][1] >= 1.0:
+            arms[cid][0] += 1.0  # an impression that was clicked: a success, not a failure
+            arms[cid][1] -= 1.0
+
+    def _creative_window(self, memory: dict[str, Any], state: CampaignState,
+                         event: SocialEvent, emit: _Emitter) -> None:
+        cid = event.creative_id or ""
+        stats = state.creatives.get(cid)
+        if stats is None or stats[0] % 100:  # once per 100 impressions of the creative
+            return
+        history = memory.setdefault("ctr", {}).setdefault(cid, [0.0, 0.0, []])
+        impressions, clicks = stats[0] - history[0], stats[1] - history[1]
+        history[0], history[1] = stats[0], stats[1]
+        windows: list[float] = history[2]
+        windows.append(clicks / max(impressions, 1))
+        del windows[:-12]
+        self._fatigue(cid, windows, stats, emit)
+        self._shift(memory, state, event, emit)
+
+    def _fatigue(self, cid: str, windows: list[float], stats: list[float],
+                 emit: _Emitter) -> None:
+        if len(windows) < FATIGUE_WINDOWS + 2:
+            return
+        earlier = windows[:-FATIGUE_WINDOWS]
+        peak = max(sum(earlier[i:i + 2]) / 2 for i in range(len(earlier) - 1))
+        recent = windows[-FATIGUE_WINDOWS:]
+        if peak > 0 and all(c < peak * (1 - FATIGUE_DROP) for c in recent):
+            drop = 1 - (sum(recent) / len(recent)) / peak
+            emit("pause_creative", cid, "ctr_fatigue",
+                 f"Click-through of {cid} fell {drop:.0%} below its peak for "
+                 f"{FATIGUE_WINDOWS * 100} impressions: pause it or refresh it.",
+                 min(1.0, drop / (2 * FATIGUE_DROP) + 0.5),
+                 params={"creative_id": cid},
+                 evidence={"peak_ctr": round(peak, 4), "recent_ctr": [round(c, 4) for c in recent],
+                           "impressions": int(stats[0])})
+
+    def _shift(self, memory: dict[str, Any], state: CampaignState, event: SocialEvent,
+               emit: _Emitter) -> None:
+        arms = {c: a for c, a in memory.get("arms", {}).items()
+                if state.creatives.get(c, [0])[0] >= MIN_IMPRESSIONS}
+        if len(arms) < 2:
+            return
+        rng = random.Random(f"{state.campaign_id}|{event.event_id}")  # deterministic draws
+        wins = dict.fromkeys(arms, 0)
+        for _ in range(THOMPSON_DRAWS):
+            best = max(arms, key=lambda c: rng.betavariate(1 + arms[c][0], 1 + arms[c][1]))
+            wins[best] += 1
+        target = {c: w / THOMPSON_DRAWS for c, w in wins.items()}
+        current = memory.get("shares") or {c: 1 / len(arms) for c in arms}
+        current = {c: current.get(c, 0.0) for c in arms}
+        total = sum(current.values()) or 1.0
+        current = {c: v / total for c, v in current.items()}
+        best = max(target, key=lambda c: target[c])
+        worst = min(current, key=lambda c: target[c] - current[c])
+        move = min(MAX_SHIFT, current[worst], target[best] - current[best])
+        if move < 0.05 or best == worst:
+            return
+        shares = dict(current)
+        shares[worst] -= move
+        shares[best] += move
+        rec = emit("shift_budget", best, "bandit_best_creative",
+                   f"Creative {best} is the best of {len(arms)} with probability "
+                   f"{target[best]:.0%}: move {move:.0%} of the budget to it from {worst}.",
+                   target[best],
+                   params={"from": worst, "to": best, "share": round(move, 4),
+                           "shares": {c: round(s, 4) for c, s in sorted(shares.items())}},
+                   evidence={"p_best": {c: round(p, 4) for c, p in sorted(target.items())},
+                             "ctr": {c: round(a[0] / max(a[0] + a[1], 1e-9), 4)
+                                     for c, a in sorted(arms.items())}})
+        if rec is not None:
+            memory["shares"] = shares
+
+    # -- pacing: cost per result against the campaign's own history --------------------------
+    def _pacing(self, memory: dict[str, Any], state: CampaignState, event: SocialEvent,
+                emit: _Emitter) -> None:
+        recent = memory.setdefault("recent", [0.0, 0.0, 0])  # spend, conversions, revenue (EW)
+        conversions = sum(int(s[2]) for s in state.creatives.values())
+        recent_spend = recent[0] * 0.9 + (event.amount or 0.0)
+        recent_conv = conversions - recent[2]
+        recent[0], recent[1], recent[2] = recent_spend, recent[1] * 0.9 + recent_conv, conversions
+        if conversions < MIN_CONVERSIONS or state.spend <= 0 or recent[1] < 1:
+            return
+        cpa_all = state.spend / conversions
+        cpa_recent = recent[0] / recent[1]
+        ratio = cpa_recent / cpa_all
+        evidence = {"cpa_recent": round(cpa_recent, 2), "cpa_campaign": round(cpa_all, 2),
+                    "conversions": conversions, "spend": round(state.spend, 2)}
+        if ratio < 0.7:
+            emit("increase_budget", state.campaign_id, "cpa_below_average",
+                 f"Recent cost per conversion is {1 - ratio:.0%} below the campaign's average: "
+                 "raise the budget while it lasts.", min(1.0, 1.3 - ratio),
+                 params={"change": round(min(MAX_SHIFT, 1 - ratio), 4)}, evidence=evidence)
+        elif ratio > 1.4:
+            emit("decrease_budget", state.campaign_id, "cpa_above_average",
+                 f"Recent cost per conversion is {ratio - 1:.0%} above the campaign's average: "
+                 "lower the budget until it recovers.", min(1.0, ratio / 2),
+                 params={"change": round(-min(MAX_SHIFT, ratio - 1), 4)}, evidence=evidence)
+
+    # -- community: negative surges and comments that need a reply ----------------------------
+    def _sentiment(self, memory: dict[str, Any], state: CampaignState, predicted: str,
+                   emit: _Emitter) -> None:
+        avg = memory.setdefault("negative", [0.0, 0.0, 0])  # fast, slow, texts seen
+        negative = 1.0 if predicted == "negative" else 0.0
+        avg[2] += 1
+        if avg[2] == 1:
+            avg[0] = avg[1] = negative
+        avg[0] += 0.1 * (negative - avg[0])
+        avg[1] += 0.01 * (negative - avg[1])
+        rise = avg[0] - avg[1]
+        if avg[2] >= ALERT_MIN_TEXTS and rise > ALERT_RISE:
+            severity = "high" if avg[0] > 0.6 else "medium"
+            emit("sentiment_alert", state.campaign_id, "negative_surge",
+                 f"Negative comments rose to {avg[0]:.0%} of recent ones against a usual "
+                 f"{avg[1]:.0%}: check what people react to.", min(1.0, rise / 0.5),
+                 params={"severity": severity},
+                 evidence={"negative_share_recent": round(avg[0], 4),
+                           "negative_share_baseline": round(avg[1], 4), "texts": avg[2]})
+        waiting = [c for c in state.negative_comments if c not in memory.get("answered", ())]
+        if len(waiting) >= REPLY_BATCH:
+            rec = emit("respond_to_comments", state.campaign_id, "negative_comments_waiting",
+                       f"{len(waiting)} negative comments are waiting for a reply.",
+                       0.8, params={"comment_ids": waiting}, evidence={"count": len(waiting)},
+                       trigger=waiting[-1])
+            if rec is not None:
+                answered = memory.setdefault("answered", [])
+                answered.extend(waiting)
+                del answered[:-100]
+
+    def _boost(self, state: CampaignState, event: SocialEvent, emit: _Emitter) -> None:
+        post = state.pending_posts.get(event.post_id or "")
+        if post is None:
+            return
+        _, predicted, ts_ms, engagements = post
+        age_h = max((event.ts_ms - ts_ms) / HOUR_MS, 0.0)
+        if age_h <= 6 and engagements >= 10 and engagements > 2 * max(predicted, 1.0):
+            emit("boost_post", event.post_id or "", "early_engagement_above_prediction",
+                 f"Post {event.post_id} has {engagements} engagements after {age_h:.1f} h, "
+                 f"above the {predicted:.1f} predicted for its whole first day: boost it.",
+                 min(1.0, engagements / (4 * max(predicted, 1.0))),
+                 params={"post_id": event.post_id},
+                 evidence={"engagements": engagements, "predicted": round(predicted, 2),
+                           "age_hours": round(age_h, 2)})
+
+    # -- content: when to post and what about -------------------------------------------------
+    def _content(self, memory: dict[str, Any], state: CampaignState, event: SocialEvent,
+                 models: Models, emit: _Emitter) -> None:
+        post = state.pending_posts.get(event.post_id or "")
+        if post is None or models.posts.version < 20:  # no predictions worth acting on yet
+            return
+        traits = post[0]
+        platform, ts_ms, length, topics, sentiment = traits
+        by_hour = []
+        for hour in range(24):
+            shifted = ts_ms - ts_ms % (24 * HOUR_MS) + hour * HOUR_MS
+            x = post_features([platform, shifted, length, topics, sentiment])
+            by_hour.append(models.posts.predict_one(x))
+        order = sorted(range(24), key=lambda h: -by_hour[h])
+        now_hour = (ts_ms // HOUR_MS) % 24
+        if by_hour[order[0]] > 1.2 * by_hour[now_hour]:
+            emit("schedule_post", platform, "better_hours_predicted",
+                 f"On {platform}, posts like this one are predicted "
+                 f"{by_hour[order[0]] / max(by_hour[now_hour], 1e-9) - 1:.0%} more engagement "
+                 f"at {order[0]}:00 UTC than at {now_hour}:00.",
+                 min(1.0, 0.5 + (by_hour[order[0]] - by_hour[now_hour]) / 10),
+                 params={"hours_utc": order[:3], "platform": platform},
+                 evidence={"predicted_by_hour": [round(v, 2) for v in by_hour]})
+        seen = memory.setdefault("topics", [])
+        for topic in topics:
+            if topic not in seen:
+                seen.append(topic)
+        del seen[:-MAX_TOPICS]
+        if len(seen) < 3:
+            return
+        score = {t: models.posts.predict_one(post_features([platform, ts_ms, length, [t],
+                                                            sentiment])) for t in seen}
+        best = max(seen, key=lambda t: score[t])
+        mean = sum(score.values()) / len(score)
+        segment = event.segment or "all"
+        if score[best] > 1.2 * mean:
+            emit("promote_topic", f"{segment}:{best}", "topic_engagement_predicted",
+                 f"Posts about {best} are predicted {score[best] / max(mean, 1e-9) - 1:.0%} more "
+                 f"engagement than this campaign's other topics for segment {segment}.",
+                 min(1.0, 0.5 + (score[best] - mean) / 10),
+                 params={"topic": best, "segment": segment,
+                         "ranking": sorted(seen, key=lambda t: -score[t])[:5]},
+                 evidence={"predicted": {t: round(v, 2) for t, v in sorted(score.items())}})
+
+
+class _Emitter:
+    """Applies the guardrails shared by every action and records what passes."""
+
+    def __init__(self, policy: Policy, state: CampaignState, event: SocialEvent, models: Models,
+                 found: list[Recommendation]) -> None:
+        self.policy, self.state, self.event, self.models, self.found = (
+            policy, state, event, models, found)
+
+    def __call__(self, action: str, target: str, reason: str, explanation: str,
+                 confidence: float, params: dict[str, Any], evidence: dict[str, Any],
+                 trigger: str | None = None) -> Recommendation | None:
+        cooldowns = self.state.policy.setdefault("cooldown", {})
+        key = f"{action}|{target}"
+        now = self.event.ts_ms
+        if cooldowns.get(key, -1) > now:
+            return None
+        cooldowns[key] = now + COOLDOWN_MS[action]
+        if len(cooldowns) > 200:  # bounded: forget the expired ones
+            for k in [k for k, until in cooldowns.items() if until <= now]:
+                del cooldowns[k]
+        rec = Recommendation(
+            recommendation_id(self.state.campaign_id, action, target,
+                              trigger or self.event.event_id),
+            self.state.campaign_id, action, target, params, reason, explanation,
+            max(0.0, min(1.0, confidence)), evidence, self.models.versions(), now,
+            now + EXPIRY_MS[action], self.policy.dry_run)
+        self.found.append(rec)
+        return rec

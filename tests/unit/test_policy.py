@@ -1,0 +1,177 @@
+"""Each action fires on a crafted state, not below its evidence threshold nor within its cooldown;
+ids are deterministic; every recommendation validates against the shipped JSON Schema."""
+
+from __future__ import annotations
+
+import json
+from importlib.resources import files
+from typing import Any
+
+import jsonschema
+import orjson
+
+from streams.events import SocialEvent, decode
+from streams.models.engagement import HOUR_MS, post_features
+from streams.policy import Policy, Recommendation
+from streams.replay import replay
+from streams.state import CampaignState
+from streams.training import Models
+from tests.eventgen import T0_MS, mixed
+
+SCHEMA = json.loads(files("streams").joinpath("schemas/recommendation.schema.json").read_text())
+VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
+DAY = T0_MS - T0_MS % (24 * HOUR_MS)  # midnight UTC
+
+
+def ev(type_: str, event_id: str = "e", ts: int = T0_MS, **extra: Any) -> SocialEvent:
+    raw = {"event_id": event_id, "ts": ts, "type": type_, "platform": "x", "campaign_id": "c",
+           **extra}
+    event = decode(orjson.dumps(raw))
+    assert isinstance(event, SocialEvent), event
+    return event
+
+
+def decide(state: CampaignState, event: SocialEvent, predicted: str | None = None,
+           models: Models | None = None) -> list[Recommendation]:
+    recs = Policy().decide(state, event, models or Models(), predicted)
+    for rec in recs:
+        VALIDATOR.validate(rec.to_dict())
+    return recs
+
+
+def actions(recs: list[Recommendation]) -> list[str]:
+    return [r.action for r in recs]
+
+
+def bandit_state(impressions: int) -> CampaignState:
+    state = CampaignState("c")
+    state.creatives = {"A": [impressions, 30, 0, 0.0, T0_MS], "B": [impressions, 3, 0, 0.0, T0_MS]}
+    state.policy["arms"] = {"A": [30.0, impressions - 30.0], "B": [3.0, impressions - 3.0]}
+    return state
+
+
+def test_shift_budget_moves_a_capped_share_to_the_best_creative() -> None:
+    state = bandit_state(300)
+    [rec] = decide(state, ev("impression", creative_id="A"))
+    assert rec.action == "shift_budget" and rec.params["to"] == "A" and rec.params["from"] == "B"
+    assert rec.params["share"] == 0.2  # the cap on one move
+    assert rec.params["shares"] == {"A": 0.7, "B": 0.3}
+    assert rec.confidence > 0.9
+
+
+def test_shift_budget_needs_evidence_and_respects_its_cooldown() -> None:
+    assert decide(bandit_state(200), ev("impression", creative_id="A")) == []
+    state = bandit_state(300)
+    assert decide(state, ev("impression", "e1", creative_id="A"))
+    state.creatives["A"][0] = 400
+    assert decide(state, ev("impression", "e2", T0_MS + HOUR_MS, creative_id="A")) == []
+
+
+def fatigued(recent_clicks: int) -> CampaignState:
+    state = CampaignState("c")
+    state.creatives = {"A": [600, 50 + recent_clicks, 0, 0.0, T0_MS]}
+    state.policy["ctr"] = {"A": [500, 50, [0.1, 0.1, 0.04, 0.04]]}
+    return state
+
+
+def test_pause_creative_on_a_sustained_ctr_drop() -> None:
+    [rec] = decide(fatigued(4), ev("impression", creative_id="A"))
+    assert rec.action == "pause_creative" and rec.target == "A"
+    assert rec.evidence["peak_ctr"] == 0.1 and rec.evidence["recent_ctr"][-1] == 0.04
+
+
+def test_no_pause_when_the_latest_window_recovered() -> None:
+    assert decide(fatigued(8), ev("impression", creative_id="A")) == []
+
+
+def pacing(recent: list[float], conversions: int) -> CampaignState:
+    state = CampaignState("c", spend=1000.0)
+    state.creatives = {"A": [1000, 100, conversions, 1000.0, T0_MS]}
+    state.policy["recent"] = recent
+    return state
+
+
+def test_budget_up_when_recent_cost_per_conversion_is_low_and_down_when_high() -> None:
+    spend = ev("spend", creative_id="A", amount=10, currency="USD")
+    [up] = decide(pacing([100.0, 10.0, 18], 20), spend)
+    assert up.action == "increase_budget" and up.params["change"] == 0.2
+    [down] = decide(pacing([2000.0, 2.0, 19], 20), spend)
+    assert down.action == "decrease_budget" and down.params["change"] == -0.2
+    assert decide(pacing([100.0, 10.0, 3], 5), spend) == []  # too few conversions
+
+
+def posted(engagements: int) -> CampaignState:
+    state = CampaignState("c")
+    state.pending_posts["p"] = [["x", T0_MS, 10, [], None], 2.0, T0_MS, engagements]
+    return state
+
+
+def test_boost_post_when_early_engagement_beats_the_prediction() -> None:
+    [rec] = decide(posted(12), ev("reaction", ts=T0_MS + HOUR_MS, post_id="p"))
+    assert rec.action == "boost_post" and rec.target == "p"
+    assert decide(posted(5), ev("reaction", ts=T0_MS + HOUR_MS, post_id="p")) == []
+    assert decide(posted(12), ev("reaction", ts=T0_MS + 8 * HOUR_MS, post_id="p")) == []
+
+
+def test_sentiment_alert_on_a_negative_surge_once_per_cooldown() -> None:
+    state = CampaignState("c")
+    state.policy["negative"] = [0.1, 0.1, 100]
+    found = []
+    for i in range(10):
+        found += decide(state, ev("comment", f"n{i}", post_id="p", text="awful"), "negative")
+    alerts = [r for r in found if r.action == "sentiment_alert"]
+    assert len(alerts) == 1 and alerts[0].params["severity"] in ("medium", "high")
+    quiet = CampaignState("c")
+    quiet.policy["negative"] = [0.1, 0.1, 5]  # too few texts seen to call it a surge
+    for i in range(10):
+        assert "sentiment_alert" not in actions(
+            decide(quiet, ev("comment", f"q{i}", post_id="p", text="awful"), "negative"))
+
+
+def test_negative_comments_are_batched_for_a_reply_once() -> None:
+    state = CampaignState("c", negative_comments=[f"n{i}" for i in range(5)])
+    [rec] = decide(state, ev("comment", "n4", post_id="p", text="bad"), "neutral")
+    assert rec.action == "respond_to_comments"
+    assert rec.params["comment_ids"] == state.negative_comments
+    assert decide(state, ev("comment", "x", post_id="p", text="ok"), "neutral") == []
+
+
+def trained_posts() -> Models:
+    models = Models()
+    for i in range(400):  # posts at 20:00 and about cats engage more, independently
+        hour, topic = (i % 24), ("cats" if i % 3 == 0 else "taxes")
+        x = post_features(["x", DAY + hour * HOUR_MS, 50, [topic], None])
+        models.posts.learn_one(x, 1.0 + 30.0 * (hour == 20) + 10.0 * (topic == "cats"), 0.0)
+    return models
+
+
+def test_schedule_post_and_promote_topic_from_engagement_predictions() -> None:
+    models = trained_posts()
+    state = CampaignState("c")
+    state.policy["topics"] = ["cats", "taxes"]
+    state.pending_posts["p"] = [["x", DAY + 8 * HOUR_MS, 50, ["news"], None], 1.0,
+                                DAY + 8 * HOUR_MS, 0]
+    recs = decide(state, ev("post", ts=DAY + 8 * HOUR_MS, post_id="p", text="hi",
+                            topics=["news"], segment="18-24"), models=models)
+    by_action = {r.action: r for r in recs}
+    assert by_action["schedule_post"].params["hours_utc"][0] == 20
+    assert by_action["promote_topic"].params["topic"] == "cats"
+    assert by_action["promote_topic"].params["segment"] == "18-24"
+
+
+def test_no_content_advice_before_the_engagement_model_has_learned() -> None:
+    state = CampaignState("c")
+    state.pending_posts["p"] = [["x", T0_MS, 50, [], None], 1.0, T0_MS, 0]
+    assert decide(state, ev("post", post_id="p", text="hi")) == []
+
+
+def test_the_same_stream_gives_the_same_recommendation_ids() -> None:
+    lines = [p.raw for p in mixed(20_000, seed=5)]
+    first: list[bytes] = []
+    second: list[bytes] = []
+    replay(lines, emit=first.append)
+    replay(lines, emit=second.append)
+    ids = [orjson.loads(r)["recommendation_id"] for r in first]
+    assert ids and ids == [orjson.loads(r)["recommendation_id"] for r in second]
+    for raw in first:
+        VALIDATOR.validate(orjson.loads(raw))
