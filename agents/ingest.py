@@ -89,6 +89,7 @@ class Ingest:
             await self.forward(message, campaign_id, raws)
         for rec in recommendations:  # before this message's offset can be committed
             metrics.RECOMMENDATIONS[rec.action].inc()
+            metrics.CONFIDENCE[rec.action].observe(rec.confidence)
             await self._send(self.recommendations, rec.campaign_id.encode(),
                              orjson.dumps(rec.to_dict()), partition=message.partition)
         done = time.perf_counter()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram, Info, disable_created_metrics
 
 from streams.events import EVENT_TYPES, Reason
-from streams.policy import ACTIONS
+from streams.policy import ACTIONS, REASONS
 
 # *_created series double the scrape for no dashboard use.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -110,10 +110,17 @@ ACTIVE_CAMPAIGNS = Gauge(
 )
 RECOMMENDATIONS_TOTAL = Counter(
     "socialstream_recommendations",
-    "Recommendations published, by action.",
-    ["action"],
+    "Recommendations published, by action and reason code.",
+    ["action", "reason"],
 )
-RECOMMENDATIONS = {a: RECOMMENDATIONS_TOTAL.labels(action=a) for a in ACTIONS}
+RECOMMENDATIONS = {a: RECOMMENDATIONS_TOTAL.labels(action=a, reason=r) for a, r in REASONS.items()}
+RECOMMENDATION_CONFIDENCE = Histogram(
+    "socialstream_recommendation_confidence",
+    "Confidence (0..1) of the recommendations published, by action.",
+    ["action"],
+    buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+)
+CONFIDENCE = {a: RECOMMENDATION_CONFIDENCE.labels(action=a) for a in ACTIONS}
 READY = Gauge(
     "socialstream_ready",
     "1 when this worker has recovered its state and is consuming its partitions (as /readyz).",

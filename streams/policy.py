@@ -29,6 +29,18 @@ ACTIONS: Final = ("shift_budget", "increase_budget", "decrease_budget", "pause_c
                   "boost_post", "sentiment_alert", "respond_to_comments", "schedule_post",
                   "promote_topic")
 
+REASONS: Final = {  # one stable reason code per action (the contract's `reason`)
+    "shift_budget": "bandit_best_creative",
+    "increase_budget": "cpa_below_average",
+    "decrease_budget": "cpa_above_average",
+    "pause_creative": "ctr_fatigue",
+    "boost_post": "early_engagement_above_prediction",
+    "sentiment_alert": "negative_surge",
+    "respond_to_comments": "negative_comments_waiting",
+    "schedule_post": "better_hours_predicted",
+    "promote_topic": "topic_engagement_predicted",
+}
+
 DISCOUNT: Final = 0.995  # per impression of the campaign: old evidence fades as creatives change
 THOMPSON_DRAWS: Final = 200
 MAX_SHIFT: Final = 0.2  # most budget share moved by one recommendation
@@ -151,7 +163,7 @@ class Policy:
         recent = windows[-FATIGUE_WINDOWS:]
         if peak > 0 and all(c < peak * (1 - FATIGUE_DROP) for c in recent):
             drop = 1 - (sum(recent) / len(recent)) / peak
-            emit("pause_creative", cid, "ctr_fatigue",
+            emit("pause_creative", cid,
                  f"Click-through of {cid} fell {drop:.0%} below its peak for "
                  f"{FATIGUE_WINDOWS * 100} impressions: pause it or refresh it.",
                  min(1.0, drop / (2 * FATIGUE_DROP) + 0.5),
@@ -183,7 +195,7 @@ class Policy:
         shares = dict(current)
         shares[worst] -= move
         shares[best] += move
-        rec = emit("shift_budget", best, "bandit_best_creative",
+        rec = emit("shift_budget", best,
                    f"Creative {best} is the best of {len(arms)} with probability "
                    f"{target[best]:.0%}: move {move:.0%} of the budget to it from {worst}.",
                    target[best],
@@ -211,12 +223,12 @@ class Policy:
         evidence = {"cpa_recent": round(cpa_recent, 2), "cpa_campaign": round(cpa_all, 2),
                     "conversions": conversions, "spend": round(state.spend, 2)}
         if ratio < 0.7:
-            emit("increase_budget", state.campaign_id, "cpa_below_average",
+            emit("increase_budget", state.campaign_id,
                  f"Recent cost per conversion is {1 - ratio:.0%} below the campaign's average: "
                  "raise the budget while it lasts.", min(1.0, 1.3 - ratio),
                  params={"change": round(min(MAX_SHIFT, 1 - ratio), 4)}, evidence=evidence)
         elif ratio > 1.4:
-            emit("decrease_budget", state.campaign_id, "cpa_above_average",
+            emit("decrease_budget", state.campaign_id,
                  f"Recent cost per conversion is {ratio - 1:.0%} above the campaign's average: "
                  "lower the budget until it recovers.", min(1.0, ratio / 2),
                  params={"change": round(-min(MAX_SHIFT, ratio - 1), 4)}, evidence=evidence)
@@ -234,7 +246,7 @@ class Policy:
         rise = avg[0] - avg[1]
         if avg[2] >= ALERT_MIN_TEXTS and rise > ALERT_RISE:
             severity = "high" if avg[0] > 0.6 else "medium"
-            emit("sentiment_alert", state.campaign_id, "negative_surge",
+            emit("sentiment_alert", state.campaign_id,
                  f"Negative comments rose to {avg[0]:.0%} of recent ones against a usual "
                  f"{avg[1]:.0%}: check what people react to.", min(1.0, rise / 0.5),
                  params={"severity": severity},
@@ -242,7 +254,7 @@ class Policy:
                            "negative_share_baseline": round(avg[1], 4), "texts": avg[2]})
         waiting = [c for c in state.negative_comments if c not in memory.get("answered", ())]
         if len(waiting) >= REPLY_BATCH:
-            rec = emit("respond_to_comments", state.campaign_id, "negative_comments_waiting",
+            rec = emit("respond_to_comments", state.campaign_id,
                        f"{len(waiting)} negative comments are waiting for a reply.",
                        0.8, params={"comment_ids": waiting}, evidence={"count": len(waiting)},
                        trigger=waiting[-1])
@@ -258,7 +270,7 @@ class Policy:
         _, predicted, ts_ms, engagements = post
         age_h = max((event.ts_ms - ts_ms) / HOUR_MS, 0.0)
         if age_h <= 6 and engagements >= 10 and engagements > 2 * max(predicted, 1.0):
-            emit("boost_post", event.post_id or "", "early_engagement_above_prediction",
+            emit("boost_post", event.post_id or "",
                  f"Post {event.post_id} has {engagements} engagements after {age_h:.1f} h, "
                  f"above the {predicted:.1f} predicted for its whole first day: boost it.",
                  min(1.0, engagements / (4 * max(predicted, 1.0))),
@@ -282,7 +294,7 @@ class Policy:
         order = sorted(range(24), key=lambda h: -by_hour[h])
         now_hour = (ts_ms // HOUR_MS) % 24
         if by_hour[order[0]] > 1.2 * by_hour[now_hour]:
-            emit("schedule_post", platform, "better_hours_predicted",
+            emit("schedule_post", platform,
                  f"On {platform}, posts like this one are predicted "
                  f"{by_hour[order[0]] / max(by_hour[now_hour], 1e-9) - 1:.0%} more engagement "
                  f"at {order[0]}:00 UTC than at {now_hour}:00.",
@@ -302,7 +314,7 @@ class Policy:
         mean = sum(score.values()) / len(score)
         segment = event.segment or "all"
         if score[best] > 1.2 * mean:
-            emit("promote_topic", f"{segment}:{best}", "topic_engagement_predicted",
+            emit("promote_topic", f"{segment}:{best}",
                  f"Posts about {best} are predicted {score[best] / max(mean, 1e-9) - 1:.0%} more "
                  f"engagement than this campaign's other topics for segment {segment}.",
                  min(1.0, 0.5 + (score[best] - mean) / 10),
@@ -319,7 +331,7 @@ class _Emitter:
         self.policy, self.state, self.event, self.models, self.found = (
             policy, state, event, models, found)
 
-    def __call__(self, action: str, target: str, reason: str, explanation: str,
+    def __call__(self, action: str, target: str, explanation: str,
                  confidence: float, params: dict[str, Any], evidence: dict[str, Any],
                  trigger: str | None = None) -> Recommendation | None:
         cooldowns = self.state.policy.setdefault("cooldown", {})
@@ -334,7 +346,7 @@ class _Emitter:
         rec = Recommendation(
             recommendation_id(self.state.campaign_id, action, target,
                               trigger or self.event.event_id),
-            self.state.campaign_id, action, target, params, reason, explanation,
+            self.state.campaign_id, action, target, params, REASONS[action], explanation,
             max(0.0, min(1.0, confidence)), evidence, self.models.versions(), now,
             now + EXPIRY_MS[action], self.policy.dry_run)
         self.found.append(rec)

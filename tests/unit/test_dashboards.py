@@ -15,7 +15,7 @@ DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 
 def test_there_are_dashboards_with_unique_stable_uids() -> None:
     found = dashboards()
-    assert {"service.json", "models.json"} <= set(found)
+    assert {"service.json", "models.json", "decisions.json"} <= set(found)
     uids = [d["uid"] for d in found.values()]
     assert len(set(uids)) == len(uids) and all(u.startswith("socialstream-") for u in uids)
 
