@@ -76,6 +76,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(_settings(args), timeout=args.timeout)
 
 
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from agents.simulate import run_simulate
+
+    return run_simulate(_settings(args), campaigns=args.campaigns, creatives=args.creatives,
+                        duration=args.duration, seed=args.seed, out=args.out,
+                        to_kafka=args.to_kafka, rate=args.rate)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="socialstream",
@@ -123,6 +131,20 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("events", help="a JSONL file of events, or - for standard input")
     replay.add_argument("--out", help="write what the pipeline emits here, one JSON per line")
     replay.add_argument("--report", help="write the final progressive metrics here (JSON)")
+
+    simulate = add("simulate", cmd_simulate,
+                   "generate campaign traffic with ground truth: to a JSONL file or to Kafka")
+    simulate.add_argument("--campaigns", type=int, default=8, help="campaigns (default 8)")
+    simulate.add_argument("--creatives", type=int, default=4,
+                          help="creatives per campaign (default 4)")
+    simulate.add_argument("--duration", default="24h",
+                          help="event time covered: 90s, 30m, 24h, 2d (default 24h)")
+    simulate.add_argument("--seed", type=int, default=1, help="same seed, same traffic")
+    target = simulate.add_mutually_exclusive_group(required=True)
+    target.add_argument("--out", help="JSONL file; the ground truth goes to OUT.truth.json")
+    target.add_argument("--to-kafka", action="store_true", help="produce to the input topic")
+    simulate.add_argument("--rate", type=float, default=2000.0,
+                          help="events per second with --to-kafka (default 2000)")
 
     demo = add("demo", cmd_demo, "start local Kafka and a worker, feed sample events, report",
                connection=False)

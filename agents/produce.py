@@ -6,9 +6,10 @@ throughput: Faust's cost is per Kafka message, not per event (DESIGN.md section 
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -71,34 +72,49 @@ async def produce_file(settings: Settings, path: str, *, topic: str, batch_size:
                        progress: bool = True) -> ProduceReport:
     """Send every JSON line of ``path``; per key, lines keep their order."""
     report = ProduceReport()
-    started = time.monotonic()
     with _open(path) as stream:  # a missing file is reported before any connection is made
-        producer = new_producer(settings, linger_ms=5, max_batch_size=256 * 1024)
-        await producer.start()
-        try:
-            pending: dict[bytes | None, list[bytes]] = {}
+        return await produce_lines(settings, read_keyed_lines(stream, report), topic=topic,
+                                   batch_size=batch_size, progress=progress, report=report)
 
-            async def flush(key: bytes | None) -> None:
-                lines = pending.pop(key)
-                await producer.send(topic, b"\n".join(lines), key=key)
-                report.messages += 1
-                report.events += len(lines)
 
-            for n, (key, line) in enumerate(read_keyed_lines(stream, report), start=1):
-                batch = pending.setdefault(key, [])
-                batch.append(line)
-                if len(batch) >= batch_size:
-                    await flush(key)
-                if n % MAX_BUFFERED_EVENTS == 0:  # bound memory with many keys
-                    for k in list(pending):
-                        await flush(k)
-                if progress and n % 5000 == 0:
-                    _progress(report, started)
-            for k in list(pending):
-                await flush(k)
-            await producer.flush()
-        finally:
-            await producer.stop()
+async def produce_lines(settings: Settings, lines: Iterable[tuple[bytes | None, bytes]], *,
+                        topic: str, batch_size: int = 100, progress: bool = True,
+                        rate: float | None = None,
+                        report: ProduceReport | None = None) -> ProduceReport:
+    """Send (key, line) pairs batched per key; with ``rate``, at about that many events per
+    second (everything pending goes out every 100 ms)."""
+    report = report or ProduceReport()
+    started = time.monotonic()
+    producer = new_producer(settings, linger_ms=5, max_batch_size=256 * 1024)
+    await producer.start()
+    try:
+        pending: dict[bytes | None, list[bytes]] = {}
+
+        async def flush(key: bytes | None) -> None:
+            lines = pending.pop(key)
+            await producer.send(topic, b"\n".join(lines), key=key)
+            report.messages += 1
+            report.events += len(lines)
+
+        for n, (key, line) in enumerate(lines, start=1):
+            batch = pending.setdefault(key, [])
+            batch.append(line)
+            if len(batch) >= batch_size:
+                await flush(key)
+            if n % MAX_BUFFERED_EVENTS == 0 or (rate and n % max(1, int(rate / 10)) == 0):
+                for k in list(pending):
+                    await flush(k)
+            if rate:
+                ahead = n / rate - (time.monotonic() - started)
+                if ahead > 0.1:
+                    await asyncio.sleep(ahead)
+            if progress and n % 5000 == 0:
+                _progress(report, started)
+        for k in list(pending):
+            await flush(k)
+        await producer.flush()
+    finally:
+        await producer.stop()
     if progress:
         _progress(report, started, final=True)
     return report

@@ -1,0 +1,41 @@
+"""``socialstream simulate``: the simulator's traffic to a JSONL file (ground truth beside it) or
+to Kafka at a given rate."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import orjson
+
+from agents.produce import produce_lines
+from streams.config import Settings
+from streams.errors import InputFileError
+from streams.simulator import parse_duration, simulate
+
+
+def run_simulate(settings: Settings, *, campaigns: int, creatives: int, duration: str, seed: int,
+                 out: str | None, to_kafka: bool, rate: float) -> int:
+    try:
+        duration_ms = parse_duration(duration)
+    except ValueError as exc:
+        raise InputFileError(str(exc)) from None
+    if campaigns < 1 or creatives < 1:
+        raise InputFileError("--campaigns and --creatives must be at least 1")
+    events, truth = simulate(campaigns, creatives, duration_ms, seed)
+    if out:
+        truth_path = Path(out).with_suffix(".truth.json")
+        with open(out, "wb") as sink:
+            n = 0
+            for n, event in enumerate(events, start=1):  # noqa: B007
+                sink.write(orjson.dumps(event) + b"\n")
+        truth_path.write_bytes(orjson.dumps(truth.to_dict(), option=orjson.OPT_INDENT_2))
+        print(f"wrote {n} events to {out}, ground truth to {truth_path}", file=sys.stderr)
+        return 0
+    assert to_kafka
+    keyed = ((e["campaign_id"].encode(), orjson.dumps(e)) for e in events)
+    report = asyncio.run(produce_lines(settings, keyed, topic=settings.input_topic,
+                                       rate=rate, batch_size=100))
+    print(report.summary(), file=sys.stderr)
+    return 0
