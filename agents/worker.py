@@ -20,10 +20,10 @@ def build(settings: Settings) -> App:
     """The complete app: ingest agent, pipeline, HTTP endpoints."""
     app = create_app(settings)
     pipeline = Pipeline(policy=Policy(dry_run=settings.dry_run))
-    DurableState(app, settings, pipeline.store)
+    durable = DurableState(app, settings, pipeline.store)
     Training(app, settings, pipeline)
     ingest.attach(app, settings, pipeline)
-    web.attach(app, pipeline, settings.input_topic)
+    web.attach(app, pipeline, settings.input_topic, durable)
     monitor.attach(app, settings, pipeline)
     return app
 

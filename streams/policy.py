@@ -350,4 +350,27 @@ class _Emitter:
             max(0.0, min(1.0, confidence)), evidence, self.models.versions(), now,
             now + EXPIRY_MS[action], self.policy.dry_run)
         self.found.append(rec)
+        latest = self.state.policy.setdefault("latest", [])
+        latest.append({k: v for k, v in rec.to_dict().items() if k in LATEST_FIELDS})
+        del latest[:-LATEST]
         return rec
+
+
+LATEST: Final = 5  # recommendations kept per campaign for its live view
+LATEST_FIELDS: Final = ("recommendation_id", "action", "target", "reason", "explanation",
+                        "confidence", "event_time", "expires_at")
+
+
+def campaign_view(state: CampaignState) -> dict[str, Any]:
+    """A campaign's live state for people: totals, creatives, sentiment, latest recommendations."""
+    creatives = {cid: {"impressions": int(s[0]), "clicks": int(s[1]), "conversions": int(s[2]),
+                       "spend": round(s[3], 2), "ctr": round(s[1] / s[0], 4) if s[0] else None}
+                 for cid, s in sorted(state.creatives.items())}
+    return {"campaign_id": state.campaign_id, "event_time": state.last_ts_ms,
+            "events": dict(state.counts), "spend": round(state.spend, 2),
+            "revenue": round(state.revenue, 2), "creatives": creatives,
+            "budget_shares": state.policy.get("shares"),
+            "sentiment": dict(state.sentiment),
+            "negative_comments_waiting": len(set(state.negative_comments)
+                                             - set(state.policy.get("answered", ()))),
+            "recommendations": list(reversed(state.policy.get("latest", [])))}
