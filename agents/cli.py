@@ -73,7 +73,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from agents.demo import run_demo
 
-    return run_demo(_settings(args), timeout=args.timeout)
+    return run_demo(_settings(args), timeout=args.timeout, seconds=args.seconds)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -146,10 +146,12 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--rate", type=float, default=2000.0,
                           help="events per second with --to-kafka (default 2000)")
 
-    demo = add("demo", cmd_demo, "start local Kafka and a worker, feed sample events, report",
-               connection=False)
+    demo = add("demo", cmd_demo, "start local Kafka and a worker, feed sample events and a "
+               "simulated day with a live view, report", connection=False)
     demo.add_argument("--timeout", type=float, default=120.0,
-                      help="seconds to wait for the worker to drain the sample")
+                      help="seconds to wait for the worker to catch up")
+    demo.add_argument("--seconds", type=float, default=60.0,
+                      help="wall-clock seconds the simulated day is played over (default 60)")
     return parser
 
 

@@ -32,3 +32,9 @@ def test_readme_lists_every_setting_with_its_default() -> None:
     readme = (ROOT / "README.md").read_text()
     for env, default, _ in Settings.describe():
         assert f"| `{env}` | `{default}` |" in readme, env
+
+
+def test_recommendations_doc_is_what_the_code_generates() -> None:
+    from agents.docs import PATH, recommendations_markdown
+
+    assert PATH.read_text() == recommendations_markdown(), "run: python -m agents.docs"
