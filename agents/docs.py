@@ -32,8 +32,8 @@ def recommendations_markdown() -> str:
            "marks recommendations meant for review, not automation.", "",
            "| action | reason code | cooldown per (campaign, action, target) | expires after |",
            "|---|---|---|---|"]
-    out += [f"| `{a}` | `{REASONS[a]}` | {COOLDOWN_MS[a] // HOUR_MS} h | "
-            f"{EXPIRY_MS[a] // HOUR_MS} h |" for a in ACTIONS]
+    out += [f"| `{a}` | `{REASONS[a]}` | {_span(COOLDOWN_MS[a])} | {_span(EXPIRY_MS[a])} |"
+            for a in ACTIONS]
     out += ["", "## Examples", "",
             "The first recommendation of each action in a simulated day of 8 campaigns",
             "(`socialstream simulate --duration 24h --seed 1`, replayed offline).", ""]
@@ -48,6 +48,10 @@ def recommendations_markdown() -> str:
                     "learns once posts pass their 24 h horizon, to predict clear differences "
                     "(see tests/unit/test_policy.py for the scenario that triggers it).", ""]
     return "\n".join(out)
+
+
+def _span(ms: int) -> str:
+    return f"{ms // HOUR_MS} h" if ms % HOUR_MS == 0 else f"{ms // 60_000} min"
 
 
 if __name__ == "__main__":

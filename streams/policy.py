@@ -41,7 +41,7 @@ REASONS: Final = {  # one stable reason code per action (the contract's `reason`
     "promote_topic": "topic_engagement_predicted",
 }
 
-DISCOUNT: Final = 0.995  # per impression of the campaign: old evidence fades as creatives change
+DISCOUNT: Final = 0.9999  # per impression of the campaign: old evidence fades as creatives change
 THOMPSON_DRAWS: Final = 200
 MAX_SHIFT: Final = 0.2  # most budget share moved by one recommendation
 MIN_IMPRESSIONS: Final = 300  # per creative, before it takes part in a budget shift
@@ -50,10 +50,11 @@ FATIGUE_DROP: Final = 0.4  # sustained CTR drop from the creative's peak that pa
 FATIGUE_WINDOWS: Final = 3  # consecutive windows below the peak by FATIGUE_DROP
 ALERT_MIN_TEXTS: Final = 30
 ALERT_RISE: Final = 0.25  # fast negative share above the slow baseline
+ALERT_LEVEL: Final = 0.45  # and the fast negative share itself at least this
 REPLY_BATCH: Final = 5
 MAX_TOPICS: Final = 20
 
-COOLDOWN_MS: Final = {"shift_budget": 2 * HOUR_MS, "increase_budget": 6 * HOUR_MS,
+COOLDOWN_MS: Final = {"shift_budget": HOUR_MS // 2, "increase_budget": 6 * HOUR_MS,
                       "decrease_budget": 6 * HOUR_MS, "pause_creative": 24 * HOUR_MS,
                       "boost_post": 24 * HOUR_MS, "sentiment_alert": 2 * HOUR_MS,
                       "respond_to_comments": 0, "schedule_post": 12 * HOUR_MS,
@@ -127,7 +128,8 @@ class Policy:
 
     # -- budget across creatives: discounted Beta posteriors, Thompson sampling ----------------
     def _bandit(self, memory: dict[str, Any], event: SocialEvent) -> None:
-        arms = memory.setdefault("arms", {})  # creative -> [clicks, non-clicks] (discounted)
+        # creative -> [conversions, impressions without one], both discounted
+        arms = memory.setdefault("arms", {})
         cid = event.creative_id or ""
         if event.type == "impression":
             for arm in arms.values():
@@ -135,8 +137,8 @@ class Policy:
                 arm[1] *= DISCOUNT
             arm = arms.setdefault(cid, [0.0, 0.0])
             arm[1] += 1.0
-        elif event.type == "click" and cid in arms and arms[cid][1] >= 1.0:
-            arms[cid][0] += 1.0  # an impression that was clicked: a success, not a failure
+        elif event.type == "conversion" and cid in arms and arms[cid][1] >= 1.0:
+            arms[cid][0] += 1.0  # an impression that converted: a success, not a failure
             arms[cid][1] -= 1.0
 
     def _creative_window(self, memory: dict[str, Any], state: CampaignState,
@@ -202,8 +204,9 @@ class Policy:
                    params={"from": worst, "to": best, "share": round(move, 4),
                            "shares": {c: round(s, 4) for c, s in sorted(shares.items())}},
                    evidence={"p_best": {c: round(p, 4) for c, p in sorted(target.items())},
-                             "ctr": {c: round(a[0] / max(a[0] + a[1], 1e-9), 4)
-                                     for c, a in sorted(arms.items())}})
+                             "conversion_rate": {
+                                 c: round(a[0] / max(a[0] + a[1], 1e-9), 5)
+                                 for c, a in sorted(arms.items())}})
         if rec is not None:
             memory["shares"] = shares
 
@@ -244,7 +247,7 @@ class Policy:
         avg[0] += 0.1 * (negative - avg[0])
         avg[1] += 0.01 * (negative - avg[1])
         rise = avg[0] - avg[1]
-        if avg[2] >= ALERT_MIN_TEXTS and rise > ALERT_RISE:
+        if avg[2] >= ALERT_MIN_TEXTS and rise > ALERT_RISE and avg[0] > ALERT_LEVEL:
             severity = "high" if avg[0] > 0.6 else "medium"
             emit("sentiment_alert", state.campaign_id,
                  f"Negative comments rose to {avg[0]:.0%} of recent ones against a usual "

@@ -64,7 +64,7 @@ def test_shift_budget_needs_evidence_and_respects_its_cooldown() -> None:
     state = bandit_state(300)
     assert decide(state, ev("impression", "e1", creative_id="A"))
     state.creatives["A"][0] = 400
-    assert decide(state, ev("impression", "e2", T0_MS + HOUR_MS, creative_id="A")) == []
+    assert decide(state, ev("impression", "e2", T0_MS + 10 * 60_000, creative_id="A")) == []
 
 
 def fatigued(recent_clicks: int) -> CampaignState:
