@@ -255,16 +255,14 @@ class Policy:
                  params={"severity": severity},
                  evidence={"negative_share_recent": round(avg[0], 4),
                            "negative_share_baseline": round(avg[1], 4), "texts": avg[2]})
-        waiting = [c for c in state.negative_comments if c not in memory.get("answered", ())]
+        waiting = state.negative_comments
         if len(waiting) >= REPLY_BATCH:
             rec = emit("respond_to_comments", state.campaign_id,
                        f"{len(waiting)} negative comments are waiting for a reply.",
-                       0.8, params={"comment_ids": waiting}, evidence={"count": len(waiting)},
-                       trigger=waiting[-1])
+                       0.8, params={"comment_ids": list(waiting)},
+                       evidence={"count": len(waiting)}, trigger=waiting[-1])
             if rec is not None:
-                answered = memory.setdefault("answered", [])
-                answered.extend(waiting)
-                del answered[:-100]
+                waiting.clear()  # handed over: the next batch starts empty
 
     def _boost(self, state: CampaignState, event: SocialEvent, emit: _Emitter) -> None:
         post = state.pending_posts.get(event.post_id or "")
@@ -374,6 +372,5 @@ def campaign_view(state: CampaignState) -> dict[str, Any]:
             "revenue": round(state.revenue, 2), "creatives": creatives,
             "budget_shares": state.policy.get("shares"),
             "sentiment": dict(state.sentiment),
-            "negative_comments_waiting": len(set(state.negative_comments)
-                                             - set(state.policy.get("answered", ()))),
+            "negative_comments_waiting": len(state.negative_comments),
             "recommendations": list(reversed(state.policy.get("latest", [])))}

@@ -132,7 +132,8 @@ def test_negative_comments_are_batched_for_a_reply_once() -> None:
     state = CampaignState("c", negative_comments=[f"n{i}" for i in range(5)])
     [rec] = decide(state, ev("comment", "n4", post_id="p", text="bad"), "neutral")
     assert rec.action == "respond_to_comments"
-    assert rec.params["comment_ids"] == state.negative_comments
+    assert rec.params["comment_ids"] == [f"n{i}" for i in range(5)]
+    assert state.negative_comments == []  # handed over
     assert decide(state, ev("comment", "x", post_id="p", text="ok"), "neutral") == []
 
 
