@@ -44,7 +44,7 @@ REASONS: Final = {  # one stable reason code per action (the contract's `reason`
 DISCOUNT: Final = 0.9999  # per impression of the campaign: old evidence fades as creatives change
 THOMPSON_DRAWS: Final = 200
 MAX_SHIFT: Final = 0.2  # most budget share moved by one recommendation
-MIN_IMPRESSIONS: Final = 300  # per creative, before it takes part in a budget shift
+MIN_IMPRESSIONS: Final = 200  # per creative, before it takes part in a budget shift
 MIN_CONVERSIONS: Final = 10  # campaign, before budget up/down
 FATIGUE_DROP: Final = 0.4  # sustained CTR drop from the creative's peak that pauses it
 FATIGUE_WINDOWS: Final = 3  # consecutive windows below the peak by FATIGUE_DROP
@@ -184,7 +184,11 @@ class Policy:
         for _ in range(THOMPSON_DRAWS):
             best = max(arms, key=lambda c: rng.betavariate(1 + arms[c][0], 1 + arms[c][1]))
             wins[best] += 1
-        target = {c: w / THOMPSON_DRAWS for c, w in wins.items()}
+        p_best = {c: w / THOMPSON_DRAWS for c, w in wins.items()}
+        # Shares proportional to P(best) squared: probability matching explores too much for a
+        # budget (measured in bench.decisions: 0.84 of the oracle, squared 0.88).
+        sharp = {c: p ** 2 for c, p in p_best.items()}
+        target = {c: v / sum(sharp.values()) for c, v in sharp.items()}
         current = memory.get("shares") or {c: 1 / len(arms) for c in arms}
         current = {c: current.get(c, 0.0) for c in arms}
         total = sum(current.values()) or 1.0
@@ -199,11 +203,11 @@ class Policy:
         shares[best] += move
         rec = emit("shift_budget", best,
                    f"Creative {best} is the best of {len(arms)} with probability "
-                   f"{target[best]:.0%}: move {move:.0%} of the budget to it from {worst}.",
-                   target[best],
+                   f"{p_best[best]:.0%}: move {move:.0%} of the budget to it from {worst}.",
+                   p_best[best],
                    params={"from": worst, "to": best, "share": round(move, 4),
                            "shares": {c: round(s, 4) for c, s in sorted(shares.items())}},
-                   evidence={"p_best": {c: round(p, 4) for c, p in sorted(target.items())},
+                   evidence={"p_best": {c: round(p, 4) for c, p in sorted(p_best.items())},
                              "conversion_rate": {
                                  c: round(a[0] / max(a[0] + a[1], 1e-9), 5)
                                  for c, a in sorted(arms.items())}})

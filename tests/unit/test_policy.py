@@ -60,7 +60,7 @@ def test_shift_budget_moves_a_capped_share_to_the_best_creative() -> None:
 
 
 def test_shift_budget_needs_evidence_and_respects_its_cooldown() -> None:
-    assert decide(bandit_state(200), ev("impression", creative_id="A")) == []
+    assert decide(bandit_state(100), ev("impression", creative_id="A")) == []
     state = bandit_state(300)
     assert decide(state, ev("impression", "e1", creative_id="A"))
     state.creatives["A"][0] = 400
