@@ -33,7 +33,7 @@ from streams.errors import StreamsError
 from streams.simulator import parse_duration, simulate
 
 _CR = "\r" if sys.stdout.isatty() else "\n"
-_CLEAR = "\r\033[K" if sys.stdout.isatty() else ""
+_CLEAR = "\r\033[K" if sys.stdout.isatty() else "\n"
 ROOT = Path(__file__).resolve().parents[1]
 KAFKA_LOCAL = ROOT / "scripts" / "kafka-local"
 SAMPLE = Path(__file__).resolve().parent / "data" / "sample_events.jsonl"
