@@ -13,7 +13,13 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from streams.events import SocialEvent
-from streams.models.engagement import DAY_MS, creative_features, post_features, post_traits
+from streams.models.engagement import (
+    DAY_MS,
+    POST_HORIZON_MS,
+    creative_features,
+    post_features,
+    post_traits,
+)
 from streams.models.sentiment import SentimentModel, top
 from streams.policy import Policy, Recommendation
 from streams.state import (
@@ -47,7 +53,7 @@ class Outcome:
 class Pipeline:
     """Stateful per worker; ``process`` is called once per valid event, in partition order."""
 
-    def __init__(self, models: Models | None = None, horizon_ms: int = DAY_MS,
+    def __init__(self, models: Models | None = None, horizon_ms: int = POST_HORIZON_MS,
                  window: int = 100, policy: Policy | None = None) -> None:
         self.models = models or Models()
         self.policy = policy or Policy()
@@ -123,8 +129,10 @@ class Pipeline:
                if p[2] + self.horizon_ms <= state.last_ts_ms]
         for post_id in due:
             traits, predicted, ts_ms, engagements = state.pending_posts.pop(post_id)
+            x = post_features(traits)
             examples.append(Example(f"post:{state.campaign_id}:{post_id}:{ts_ms}", "post",
-                                    post_features(traits), engagements, predicted))
+                                    x, engagements, predicted))
+            self.policy.post_outcome(state, traits[3], x, engagements, self.models)
 
     def _label(self, state: CampaignState, event: SocialEvent,
                examples: list[Example]) -> None:

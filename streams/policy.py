@@ -15,12 +15,13 @@ dry-run flag that marks recommendations as not for automation.
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from streams.events import SocialEvent
-from streams.models.engagement import HOUR_MS, post_features
+from streams.models.engagement import HOUR_MS, POST_HORIZON_MS, post_features
 from streams.state import CampaignState
 from streams.training import Models
 
@@ -53,6 +54,7 @@ ALERT_RISE: Final = 0.25  # fast negative share above the slow baseline
 ALERT_LEVEL: Final = 0.45  # and the fast negative share itself at least this
 REPLY_BATCH: Final = 5
 MAX_TOPICS: Final = 20
+LIFT_PRIOR: Final = 2  # posts' worth of "no different from the global model" in a topic's lift
 
 COOLDOWN_MS: Final = {"shift_budget": HOUR_MS // 2, "increase_budget": 6 * HOUR_MS,
                       "decrease_budget": 6 * HOUR_MS, "pause_creative": 24 * HOUR_MS,
@@ -274,16 +276,31 @@ class Policy:
             return
         _, predicted, ts_ms, engagements = post
         age_h = max((event.ts_ms - ts_ms) / HOUR_MS, 0.0)
-        if age_h <= 6 and engagements >= 10 and engagements > 2 * max(predicted, 1.0):
+        horizon_h = POST_HORIZON_MS // HOUR_MS
+        if age_h <= horizon_h and engagements >= 10 and engagements > 2 * max(predicted, 1.0):
             emit("boost_post", event.post_id or "",
                  f"Post {event.post_id} has {engagements} engagements after {age_h:.1f} h, "
-                 f"above the {predicted:.1f} predicted for its whole first day: boost it.",
+                 f"twice the {predicted:.1f} predicted for its first {horizon_h} h: boost it.",
                  min(1.0, engagements / (4 * max(predicted, 1.0))),
                  params={"post_id": event.post_id},
                  evidence={"engagements": engagements, "predicted": round(predicted, 2),
                            "age_hours": round(age_h, 2)})
 
     # -- content: when to post and what about -------------------------------------------------
+    def post_outcome(self, state: CampaignState, topics: list[str], x: dict[str, float],
+                     engagements: int, models: Models) -> None:
+        """A post's engagement is known: remember how its topics did for this campaign against the
+        global model, which only knows how topics do across all campaigns."""
+        residual = math.log1p(engagements) - math.log1p(models.posts.predict_one(x))
+        lifts = state.policy.setdefault("topic_lift", {})  # topic -> [residual sum, posts]
+        for topic in topics:
+            lift = lifts.pop(topic, [0.0, 0])
+            lift[0] += residual
+            lift[1] += 1
+            lifts[topic] = lift  # most recently seen last, so the oldest go first
+        while len(lifts) > MAX_TOPICS:
+            del lifts[next(iter(lifts))]
+
     def _content(self, memory: dict[str, Any], state: CampaignState, event: SocialEvent,
                  models: Models, emit: _Emitter) -> None:
         post = state.pending_posts.get(event.post_id or "")
@@ -313,8 +330,13 @@ class Policy:
         del seen[:-MAX_TOPICS]
         if len(seen) < 3:
             return
+        # The global prediction for a post on the topic, times the campaign's own lift on it
+        # (shrunk towards none while few of its posts are known).
+        lifts = memory.get("topic_lift", {})
         score = {t: models.posts.predict_one(post_features([platform, ts_ms, length, [t],
-                                                            sentiment])) for t in seen}
+                                                            sentiment]))
+                 * math.exp(lifts.get(t, (0.0, 0))[0] / (lifts.get(t, (0.0, 0))[1] + LIFT_PRIOR))
+                 for t in seen}
         best = max(seen, key=lambda t: score[t])
         mean = sum(score.values()) / len(score)
         segment = event.segment or "all"

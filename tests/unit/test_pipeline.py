@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 
 from streams.events import SocialEvent, decode
-from streams.models.engagement import DAY_MS
+from streams.models.engagement import DAY_MS, POST_HORIZON_MS
 from streams.pipeline import TEXT_TTL_MS, Pipeline
 from streams.replay import replay
 from streams.state import MAX_PENDING_TEXTS, CampaignState, CampaignStore
@@ -70,7 +70,7 @@ def test_post_engagement_is_learned_when_the_horizon_has_passed() -> None:
     pipeline.process(ev("p1", "post", post_id="p1", text="new drop!", topics=["summer"]))
     for i in range(3):
         pipeline.process(ev(f"r{i}", "reaction", T0_MS + 1000 * i, post_id="p1"))
-    pipeline.process(ev("r9", "reaction", T0_MS + DAY_MS + 5, post_id="p1"))  # after horizon
+    pipeline.process(ev("r9", "reaction", T0_MS + POST_HORIZON_MS + 5, post_id="p1"))  # after horizon
     assert pipeline.store.campaigns["c"].pending_posts == {}
     closing = [o for o in [pipeline.process(ev("x", "share", T0_MS + 2 * DAY_MS, post_id="q"))]]
     assert closing[0].examples == ()  # already closed by the late reaction's event time
@@ -81,7 +81,7 @@ def test_post_outcome_counts_only_engagement_within_the_horizon() -> None:
     pipeline.process(ev("p1", "post", post_id="p1", text="new drop!"))
     pipeline.process(ev("r1", "reaction", T0_MS + 10, post_id="p1"))
     pipeline.process(comment("c1", ts=T0_MS + 20, post_id="p1"))
-    out = pipeline.process(ev("s1", "share", T0_MS + DAY_MS + 1, post_id="p1"))
+    out = pipeline.process(ev("s1", "share", T0_MS + POST_HORIZON_MS + 1, post_id="p1"))
     [example] = out.examples
     assert example.kind == "post" and example.y == 2
 

@@ -160,6 +160,24 @@ def test_schedule_post_and_promote_topic_from_engagement_predictions() -> None:
     assert by_action["promote_topic"].params["segment"] == "18-24"
 
 
+def test_a_campaigns_own_topic_results_outweigh_the_global_ranking() -> None:
+    models = trained_posts()  # across campaigns, "cats" beats "taxes"
+    state = CampaignState("c")
+    policy = Policy()
+    for i in range(6):  # but this campaign's posts about taxes do far better than predicted
+        x = post_features(["x", DAY + 20 * HOUR_MS, 50, ["taxes"], None])
+        policy.post_outcome(state, ["taxes"], x, 400 + i, models)
+        x = post_features(["x", DAY + 20 * HOUR_MS, 50, ["cats"], None])
+        policy.post_outcome(state, ["cats"], x, 2, models)
+    state.policy["topics"] = ["cats", "taxes", "news"]
+    state.pending_posts["p"] = [["x", DAY + 20 * HOUR_MS, 50, ["news"], None], 1.0,
+                                DAY + 20 * HOUR_MS, 0]
+    recs = decide(state, ev("post", ts=DAY + 20 * HOUR_MS, post_id="p", text="hi",
+                            topics=["news"]), models=models)
+    [promote] = [r for r in recs if r.action == "promote_topic"]
+    assert promote.params["topic"] == "taxes" and promote.params["segment"] == "all"
+
+
 def test_no_content_advice_before_the_engagement_model_has_learned() -> None:
     state = CampaignState("c")
     state.pending_posts["p"] = [["x", T0_MS, 50, [], None], 1.0, T0_MS, 0]
