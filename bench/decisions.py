@@ -6,7 +6,8 @@
   next to a uniform split and epsilon-greedy on observed conversion rates, in the same run;
 - crises: share of injected sentiment crises alerted, median delay in event minutes and in the
   campaign's events, false alerts per campaign-day on crisis-free traffic;
-- fatigue: median delay from a 40% click-through drop to pause_creative;
+- fatigue: fatigued creatives paused, median delay from a 40% click-through drop to
+  pause_creative, and pauses of healthy creatives (or before the drop) per campaign-day;
 - volume: recommendations per campaign-hour.
 
 Run: .venv/bin/python -m bench.decisions [--days 2 --seeds 3]
@@ -115,7 +116,7 @@ def run_detection(days: int, seeds: int) -> None:
     delays_events: list[int] = []
     fatigue_min: list[float] = []
     crises = detected = 0
-    false_alerts = campaign_days = 0
+    false_alerts = campaign_days = false_pauses = 0
     volume: Counter[str] = Counter()
     hours = 0.0
     for seed in range(seeds):
@@ -150,9 +151,10 @@ def run_detection(days: int, seeds: int) -> None:
                         delays_min.append((at - start) / MINUTE_MS)
                         delays_events.append(sum(1 for e in times if e["campaign_id"] ==
                                                  c.campaign_id and start <= e["ts"] <= at))
-                pauses = [r for r in mine if r["action"] == "pause_creative"
-                          and r["target"] == c.fatigue["creative"]
+                all_pauses = [r for r in mine if r["action"] == "pause_creative"]
+                pauses = [r for r in all_pauses if r["target"] == c.fatigue["creative"]
                           and r["event_time"] >= c.fatigue["start_ms"]]
+                false_pauses += len(all_pauses) - len(pauses)
                 if pauses:
                     fatigue_min.append((pauses[0]["event_time"] - c.fatigue["start_ms"])
                                        / MINUTE_MS)
@@ -162,7 +164,8 @@ def run_detection(days: int, seeds: int) -> None:
           f"false alerts {false_alerts / max(campaign_days, 1):.3f} per campaign-day")
     print(f"fatigue (40% CTR drop): paused {len(fatigue_min)} of {seeds * 2 * 8} fatigued "
           f"creatives; median delay "
-          f"{statistics.median(fatigue_min) if fatigue_min else float('nan'):.0f} event-minutes")
+          f"{statistics.median(fatigue_min) if fatigue_min else float('nan'):.0f} event-minutes; "
+          f"healthy creatives paused {false_pauses / max(campaign_days, 1):.3f} per campaign-day")
     print(f"volume: {sum(volume.values()) / hours:.2f} recommendations per campaign-hour "
           f"({', '.join(f'{a} {n / hours:.3f}' for a, n in volume.most_common())})")
 

@@ -47,8 +47,11 @@ THOMPSON_DRAWS: Final = 200
 MAX_SHIFT: Final = 0.2  # most budget share moved by one recommendation
 MIN_IMPRESSIONS: Final = 200  # per creative, before it takes part in a budget shift
 MIN_CONVERSIONS: Final = 10  # campaign, before budget up/down
-FATIGUE_DROP: Final = 0.4  # sustained CTR drop from the creative's peak that pauses it
-FATIGUE_WINDOWS: Final = 3  # consecutive windows below the peak by FATIGUE_DROP
+FATIGUE_DROP: Final = 0.4  # the drop in a creative's click-through that pause_creative is tuned to
+FATIGUE_THRESHOLD: Final = 5.0  # CUSUM log-likelihood ratio that confirms it
+FATIGUE_DISCOUNT: Final = 0.9999  # per impression: the reference follows slow changes
+FATIGUE_MIN_IMPRESSIONS: Final = 500
+FATIGUE_MIN_CLICKS: Final = 20
 ALERT_MIN_TEXTS: Final = 30
 ALERT_RISE: Final = 0.25  # fast negative share above the slow baseline
 ALERT_LEVEL: Final = 0.45  # and the fast negative share itself at least this
@@ -116,6 +119,8 @@ class Policy:
         kind = event.type
         if kind in ("impression", "click", "conversion"):
             self._bandit(memory, event)
+            if kind != "conversion":
+                self._fatigue(memory, state, event, emit)
             if kind == "impression":
                 self._creative_window(memory, state, event, emit)
         elif kind == "spend":
@@ -145,35 +150,53 @@ class Policy:
 
     def _creative_window(self, memory: dict[str, Any], state: CampaignState,
                          event: SocialEvent, emit: _Emitter) -> None:
-        cid = event.creative_id or ""
-        stats = state.creatives.get(cid)
-        if stats is None or stats[0] % 100:  # once per 100 impressions of the creative
-            return
-        history = memory.setdefault("ctr", {}).setdefault(cid, [0.0, 0.0, []])
-        impressions, clicks = stats[0] - history[0], stats[1] - history[1]
-        history[0], history[1] = stats[0], stats[1]
-        windows: list[float] = history[2]
-        windows.append(clicks / max(impressions, 1))
-        del windows[:-12]
-        self._fatigue(cid, windows, stats, emit)
-        self._shift(memory, state, event, emit)
+        stats = state.creatives.get(event.creative_id or "")
+        if stats is not None and stats[0] % 100 == 0:  # once per 100 impressions of the creative
+            self._shift(memory, state, event, emit)
 
-    def _fatigue(self, cid: str, windows: list[float], stats: list[float],
+    # -- fatigue: Bernoulli CUSUM on each creative's clicks ---------------------------------------
+    def _fatigue(self, memory: dict[str, Any], state: CampaignState, event: SocialEvent,
                  emit: _Emitter) -> None:
-        if len(windows) < FATIGUE_WINDOWS + 2:
+        """Page's CUSUM for a drop of FATIGUE_DROP in click-through against the creative's own
+        reference rate: the quickest detection for a given false-alarm rate (with clicks in the
+        single digits per 100 impressions, comparing windows paused healthy creatives daily).
+        The reference is the creative's own click-through, slowly discounted: it follows a drop
+        too, but slower than the statistic confirms it (learning only from stretches without
+        suspicion biased it upwards: those end on a click)."""
+        cid = event.creative_id or ""
+        # creative -> [reference clicks, reference impressions, statistic, run clicks, run imps]
+        f = memory.setdefault("fatigue", {}).setdefault(cid, [0.0, 0.0, 0.0, 0, 0])
+        ref_clicks, ref_imps, statistic = f[0], f[1], f[2]
+        ready = ref_imps >= FATIGUE_MIN_IMPRESSIONS and ref_clicks >= FATIGUE_MIN_CLICKS
+        p0 = ref_clicks / ref_imps if ready else 0.0
+        p0 = min(p0, 0.5)
+        p1 = p0 * (1 - FATIGUE_DROP)
+        click = event.type == "click"
+        if ready and p0 > 0:
+            statistic += math.log(p1 / p0) - math.log((1 - p1) / (1 - p0)) if click \
+                else math.log((1 - p1) / (1 - p0))
+            statistic = max(statistic, 0.0)
+        if click:
+            f[0] += 1.0
+        else:
+            f[0] *= FATIGUE_DISCOUNT
+            f[1] = f[1] * FATIGUE_DISCOUNT + 1.0
+        # the run: what the statistic rests on since it was last zero
+        f[3], f[4] = (0, 0) if statistic == 0.0 else (f[3] + click, f[4] + (not click))
+        f[2] = statistic
+        if statistic < FATIGUE_THRESHOLD:
             return
-        earlier = windows[:-FATIGUE_WINDOWS]
-        peak = max(sum(earlier[i:i + 2]) / 2 for i in range(len(earlier) - 1))
-        recent = windows[-FATIGUE_WINDOWS:]
-        if peak > 0 and all(c < peak * (1 - FATIGUE_DROP) for c in recent):
-            drop = 1 - (sum(recent) / len(recent)) / peak
-            emit("pause_creative", cid,
-                 f"Click-through of {cid} fell {drop:.0%} below its peak for "
-                 f"{FATIGUE_WINDOWS * 100} impressions: pause it or refresh it.",
-                 min(1.0, drop / (2 * FATIGUE_DROP) + 0.5),
-                 params={"creative_id": cid},
-                 evidence={"peak_ctr": round(peak, 4), "recent_ctr": [round(c, 4) for c in recent],
-                           "impressions": int(stats[0])})
+        recent = f[3] / max(f[4], 1)
+        drop = 1 - recent / p0
+        rec = emit("pause_creative", cid,
+                   f"Click-through of {cid} fell {drop:.0%} below its usual {p0:.2%} over its last "
+                   f"{f[4]} impressions: pause it or refresh it.",
+                   min(1.0, 0.5 + 0.5 * drop / FATIGUE_DROP),
+                   params={"creative_id": cid},
+                   evidence={"reference_ctr": round(p0, 5), "recent_ctr": round(recent, 5),
+                             "recent_impressions": f[4], "cusum": round(statistic, 3)})
+        if rec is not None:
+            f[2], f[3], f[4] = 0.0, 0, 0
 
     def _shift(self, memory: dict[str, Any], state: CampaignState, event: SocialEvent,
                emit: _Emitter) -> None:
