@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from streams.models.engagement import (
-    CreativeClickModel,
     TOPIC_BUCKETS,
+    CreativeClickModel,
     PostEngagementModel,
     creative_features,
     post_features,

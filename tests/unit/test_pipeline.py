@@ -70,7 +70,7 @@ def test_post_engagement_is_learned_when_the_horizon_has_passed() -> None:
     pipeline.process(ev("p1", "post", post_id="p1", text="new drop!", topics=["summer"]))
     for i in range(3):
         pipeline.process(ev(f"r{i}", "reaction", T0_MS + 1000 * i, post_id="p1"))
-    pipeline.process(ev("r9", "reaction", T0_MS + POST_HORIZON_MS + 5, post_id="p1"))  # after horizon
+    pipeline.process(ev("r9", "reaction", T0_MS + POST_HORIZON_MS + 5, post_id="p1"))  # past it
     assert pipeline.store.campaigns["c"].pending_posts == {}
     closing = [o for o in [pipeline.process(ev("x", "share", T0_MS + 2 * DAY_MS, post_id="q"))]]
     assert closing[0].examples == ()  # already closed by the late reaction's event time
