@@ -271,10 +271,10 @@ class Policy:
         avg = memory.setdefault("negative", [0.0, 0.0, 0])  # fast, slow, texts seen
         negative = 1.0 if predicted == "negative" else 0.0
         avg[2] += 1
-        if avg[2] == 1:
-            avg[0] = avg[1] = negative
-        avg[0] += 0.1 * (negative - avg[0])
-        avg[1] += 0.01 * (negative - avg[1])
+        # Plain means until there are enough texts for the exponential ones: otherwise the first
+        # comment sets the baseline for hundreds (a negative first comment hid a crisis).
+        avg[0] += max(0.1, 1 / avg[2]) * (negative - avg[0])
+        avg[1] += max(0.01, 1 / avg[2]) * (negative - avg[1])
         rise = avg[0] - avg[1]
         if avg[2] >= ALERT_MIN_TEXTS and rise > ALERT_RISE and avg[0] > ALERT_LEVEL:
             severity = "high" if avg[0] > 0.6 else "medium"

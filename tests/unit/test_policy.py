@@ -135,6 +135,15 @@ def test_sentiment_alert_on_a_negative_surge_once_per_cooldown() -> None:
             decide(quiet, ev("comment", f"q{i}", post_id="p", text="awful"), "negative"))
 
 
+def test_a_negative_first_comment_does_not_hide_a_later_surge() -> None:
+    state = CampaignState("c")
+    moods = ["negative"] + ["positive"] * 40 + ["negative"] * 15
+    found = []
+    for i, mood in enumerate(moods):
+        found += decide(state, ev("comment", f"m{i}", T0_MS + i, post_id="p", text="hm"), mood)
+    assert "sentiment_alert" in actions(found)
+
+
 def test_negative_comments_are_batched_for_a_reply_once() -> None:
     state = CampaignState("c", negative_comments=[f"n{i}" for i in range(5)])
     [rec] = decide(state, ev("comment", "n4", post_id="p", text="bad"), "neutral")
