@@ -127,7 +127,7 @@ def run_demo(settings: Settings, timeout: float = 120.0, seconds: float = 60.0) 
                 _report(*result[:2], settings)
                 print(f"\nsocialstream demo: 4/5 simulating a day of 8 campaigns in "
                       f"{seconds:.0f} s (meanwhile try: curl "
-                      f"http://127.0.0.1:{port}/campaigns/camp-000)", flush=True)
+                      f"http://127.0.0.1:{port}/campaigns/sim-000)", flush=True)
                 summary = asyncio.run(_simulate_live(settings, port, seconds, timeout, worker))
                 print("socialstream demo: 5/5 summary")
                 _summary(*summary)

@@ -84,7 +84,7 @@ def simulate(campaigns: int = 8, creatives: int = 4, duration_ms: int = 24 * HOU
     rng = random.Random(seed)
     truth = Truth(seed, START_MS, START_MS + duration_ms)
     for c in range(campaigns):
-        cid = f"camp-{c:03d}"
+        cid = f"sim-{c:03d}"  # apart from the sample events' camp-NNN
         names = [f"{cid}-cr{k}" for k in range(creatives)]
         fatigued = rng.choice(names)
         crisis = None
