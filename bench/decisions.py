@@ -8,6 +8,7 @@
   campaign's events, false alerts per campaign-day on crisis-free traffic;
 - fatigue: fatigued creatives paused, median delay from a 40% click-through drop to
   pause_creative, and pauses of healthy creatives (or before the drop) per campaign-day;
+- content: how good the topics of promote_topic and the hours of schedule_post truly are;
 - volume: recommendations per campaign-hour.
 
 Run: .venv/bin/python -m bench.decisions [--days 2 --seeds 3]
@@ -26,7 +27,15 @@ import orjson
 from streams.events import SocialEvent, decode
 from streams.pipeline import Pipeline
 from streams.replay import replay
-from streams.simulator import HOUR_MS, MINUTE_MS, START_MS, CampaignTruth, simulate
+from streams.simulator import (
+    HOUR_MS,
+    MINUTE_MS,
+    START_MS,
+    TOPICS,
+    CampaignTruth,
+    hour_factor,
+    simulate,
+)
 from streams.training import Trainer
 
 
@@ -117,6 +126,9 @@ def run_detection(days: int, seeds: int) -> None:
     fatigue_min: list[float] = []
     crises = detected = 0
     false_alerts = campaign_days = false_pauses = 0
+    topic_ranks: list[int] = []
+    hour_value: list[float] = []
+    best_hour = max(hour_factor(h) for h in range(24))
     volume: Counter[str] = Counter()
     hours = 0.0
     for seed in range(seeds):
@@ -151,6 +163,12 @@ def run_detection(days: int, seeds: int) -> None:
                         delays_min.append((at - start) / MINUTE_MS)
                         delays_events.append(sum(1 for e in times if e["campaign_id"] ==
                                                  c.campaign_id and start <= e["ts"] <= at))
+                ranked = sorted(c.topic_effect, key=lambda t: -c.topic_effect[t])
+                for r in mine:
+                    if r["action"] == "promote_topic":
+                        topic_ranks.append(ranked.index(r["params"]["topic"]) + 1)
+                    elif r["action"] == "schedule_post":
+                        hour_value.append(hour_factor(r["params"]["hours_utc"][0]) / best_hour)
                 all_pauses = [r for r in mine if r["action"] == "pause_creative"]
                 pauses = [r for r in all_pauses if r["target"] == c.fatigue["creative"]
                           and r["event_time"] >= c.fatigue["start_ms"]]
@@ -166,6 +184,12 @@ def run_detection(days: int, seeds: int) -> None:
           f"creatives; median delay "
           f"{statistics.median(fatigue_min) if fatigue_min else float('nan'):.0f} event-minutes; "
           f"healthy creatives paused {false_pauses / max(campaign_days, 1):.3f} per campaign-day")
+    top3 = sum(1 for r in topic_ranks if r <= 3) / max(len(topic_ranks), 1)
+    print(f"content: promote_topic named one of the campaign's true top 3 of {len(TOPICS)} topics "
+          f"in {top3:.0%} of {len(topic_ranks)} (chance {3 / len(TOPICS):.0%}); schedule_post's "
+          f"first hour has {statistics.mean(hour_value) if hour_value else float('nan'):.2f} of "
+          f"the best hour's audience on average over {len(hour_value)} (an average hour: "
+          f"{statistics.mean(hour_factor(h) for h in range(24)) / best_hour:.2f})")
     print(f"volume: {sum(volume.values()) / hours:.2f} recommendations per campaign-hour "
           f"({', '.join(f'{a} {n / hours:.3f}' for a, n in volume.most_common())})")
 
