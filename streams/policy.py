@@ -200,7 +200,8 @@ class Policy:
 
     def _shift(self, memory: dict[str, Any], state: CampaignState, event: SocialEvent,
                emit: _Emitter) -> None:
-        arms = {c: a for c, a in memory.get("arms", {}).items()
+        known = memory.get("arms", {})
+        arms = {c: a for c, a in known.items()
                 if state.creatives.get(c, [0])[0] >= MIN_IMPRESSIONS}
         if len(arms) < 2:
             return
@@ -211,15 +212,19 @@ class Policy:
             wins[best] += 1
         p_best = {c: w / THOMPSON_DRAWS for c, w in wins.items()}
         # Shares proportional to P(best) squared: probability matching explores too much for a
-        # budget (measured in bench.decisions: 0.84 of the oracle, squared 0.88).
+        # budget (bench.decisions, at the time: 0.84 of the oracle, squared 0.88).
         sharp = {c: p ** 2 for c, p in p_best.items()}
-        target = {c: v / sum(sharp.values()) for c, v in sharp.items()}
-        current = memory.get("shares") or {c: 1 / len(arms) for c in arms}
-        current = {c: current.get(c, 0.0) for c in arms}
-        total = sum(current.values()) or 1.0
+        # Shares cover every creative of the campaign: the ones short of evidence keep theirs
+        # (a newcomer starts at an even share), and only the others' share is redistributed.
+        # Leaving them out of the shares defunded them for good, the best one too at times.
+        stored = memory.get("shares") or {}
+        current = {c: stored.get(c, 1 / len(known)) for c in known}
+        total = sum(current.values())
         current = {c: v / total for c, v in current.items()}
+        pool = sum(current[c] for c in arms)
+        target = {c: pool * v / sum(sharp.values()) for c, v in sharp.items()}
         best = max(target, key=lambda c: target[c])
-        worst = min(current, key=lambda c: target[c] - current[c])
+        worst = min(arms, key=lambda c: target[c] - current[c])
         move = min(MAX_SHIFT, current[worst], target[best] - current[best])
         if move < 0.05 or best == worst:
             return

@@ -60,6 +60,16 @@ def test_shift_budget_moves_a_capped_share_to_the_best_creative() -> None:
     assert rec.confidence > 0.9
 
 
+def test_shift_budget_keeps_the_share_of_a_creative_short_of_evidence() -> None:
+    state = bandit_state(300)
+    state.creatives["C"] = [50, 1, 0, 0.0, T0_MS]
+    state.policy["arms"]["C"] = [0.0, 50.0]
+    [rec] = decide(state, ev("impression", creative_id="A"))
+    shares = rec.params["shares"]
+    assert set(shares) == {"A", "B", "C"} and abs(shares["C"] - 1 / 3) < 1e-3
+    assert abs(sum(shares.values()) - 1) < 1e-3 and rec.params["from"] == "B"
+
+
 def test_shift_budget_needs_evidence_and_respects_its_cooldown() -> None:
     assert decide(bandit_state(100), ev("impression", creative_id="A")) == []
     state = bandit_state(300)
