@@ -361,10 +361,11 @@ class Policy:
         # The global prediction for a post on the topic, times the campaign's own lift on it
         # (shrunk towards none while few of its posts are known).
         lifts = memory.get("topic_lift", {})
-        score = {t: models.posts.predict_one(post_features([platform, ts_ms, length, [t],
-                                                            sentiment]))
-                 * math.exp(lifts.get(t, (0.0, 0))[0] / (lifts.get(t, (0.0, 0))[1] + LIFT_PRIOR))
-                 for t in seen}
+        score = {}
+        for t in seen:
+            residuals, posts = lifts.get(t, (0.0, 0))
+            x = post_features([platform, ts_ms, length, [t], sentiment])
+            score[t] = models.posts.predict_one(x) * math.exp(residuals / (posts + LIFT_PRIOR))
         best = max(seen, key=lambda t: score[t])
         mean = sum(score.values()) / len(score)
         segment = event.segment or "all"
