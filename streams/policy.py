@@ -120,9 +120,10 @@ class Policy:
         if kind in ("impression", "click", "conversion"):
             self._bandit(memory, event)
             if kind != "conversion":
-                self._fatigue(memory, state, event, emit)
-            if kind == "impression":
-                self._creative_window(memory, state, event, emit)
+                self._fatigue(memory, event, emit)
+            stats = state.creatives.get(event.creative_id or "")
+            if kind == "impression" and stats is not None and stats[0] % 100 == 0:
+                self._shift(memory, state, event, emit)  # once per 100 impressions of a creative
         elif kind == "spend":
             self._pacing(memory, state, event, emit)
         elif kind == "comment" and predicted is not None:
@@ -148,15 +149,8 @@ class Policy:
             arms[cid][0] += 1.0  # an impression that converted: a success, not a failure
             arms[cid][1] -= 1.0
 
-    def _creative_window(self, memory: dict[str, Any], state: CampaignState,
-                         event: SocialEvent, emit: _Emitter) -> None:
-        stats = state.creatives.get(event.creative_id or "")
-        if stats is not None and stats[0] % 100 == 0:  # once per 100 impressions of the creative
-            self._shift(memory, state, event, emit)
-
     # -- fatigue: Bernoulli CUSUM on each creative's clicks ---------------------------------------
-    def _fatigue(self, memory: dict[str, Any], state: CampaignState, event: SocialEvent,
-                 emit: _Emitter) -> None:
+    def _fatigue(self, memory: dict[str, Any], event: SocialEvent, emit: _Emitter) -> None:
         """Page's CUSUM for a drop of FATIGUE_DROP in click-through against the creative's own
         reference rate: the quickest detection for a given false-alarm rate (with clicks in the
         single digits per 100 impressions, comparing windows paused healthy creatives daily).
@@ -166,13 +160,11 @@ class Policy:
         cid = event.creative_id or ""
         # creative -> [reference clicks, reference impressions, statistic, run clicks, run imps]
         f = memory.setdefault("fatigue", {}).setdefault(cid, [0.0, 0.0, 0.0, 0, 0])
-        ref_clicks, ref_imps, statistic = f[0], f[1], f[2]
-        ready = ref_imps >= FATIGUE_MIN_IMPRESSIONS and ref_clicks >= FATIGUE_MIN_CLICKS
-        p0 = ref_clicks / ref_imps if ready else 0.0
-        p0 = min(p0, 0.5)
-        p1 = p0 * (1 - FATIGUE_DROP)
         click = event.type == "click"
-        if ready and p0 > 0:
+        statistic = f[2]
+        p0 = min(f[0] / f[1], 0.5) if f[1] else 0.0
+        if f[1] >= FATIGUE_MIN_IMPRESSIONS and f[0] >= FATIGUE_MIN_CLICKS:  # reference is ready
+            p1 = p0 * (1 - FATIGUE_DROP)
             statistic += math.log(p1 / p0) - math.log((1 - p1) / (1 - p0)) if click \
                 else math.log((1 - p1) / (1 - p0))
             statistic = max(statistic, 0.0)
@@ -247,7 +239,8 @@ class Policy:
     # -- pacing: cost per result against the campaign's own history --------------------------
     def _pacing(self, memory: dict[str, Any], state: CampaignState, event: SocialEvent,
                 emit: _Emitter) -> None:
-        recent = memory.setdefault("recent", [0.0, 0.0, 0])  # spend, conversions, revenue (EW)
+        # spend and conversions (both exponentially weighted), conversions at the last spend
+        recent = memory.setdefault("recent", [0.0, 0.0, 0])
         conversions = sum(int(s[2]) for s in state.creatives.values())
         recent_spend = recent[0] * 0.9 + (event.amount or 0.0)
         recent_conv = conversions - recent[2]
