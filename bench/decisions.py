@@ -11,7 +11,8 @@
 - content: how good the topics of promote_topic and the hours of schedule_post truly are;
 - volume: recommendations per campaign-hour.
 
-Run: .venv/bin/python -m bench.decisions [--days 2 --seeds 3]
+Run: .venv/bin/python -m bench.decisions [--days 2 --seeds 8]
+Fewer seeds are noisy: with 3, renaming the campaigns moved the allocation median by 0.08.
 """
 
 from __future__ import annotations
@@ -197,7 +198,7 @@ def run_detection(days: int, seeds: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=1)
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=8)
     args = parser.parse_args()
     run_allocation(args.days, args.seeds)
     run_detection(args.days, args.seeds)
