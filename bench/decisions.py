@@ -11,7 +11,8 @@
 - content: how good the topics of promote_topic and the hours of schedule_post truly are;
 - volume: recommendations per campaign-hour.
 
-Run: .venv/bin/python -m bench.decisions [--days 2 --seeds 8]
+Run: .venv/bin/python -m bench.decisions [--days 2 --seeds 8 --impressions-per-minute 48
+                                          --only allocation|detection]
 Fewer seeds are noisy: with 3, renaming the campaigns moved the allocation median by 0.08.
 """
 
@@ -104,18 +105,18 @@ def allocation(c: CampaignTruth, minutes: int, per_minute: int, strategy: str,
     return total
 
 
-def run_allocation(days: int, seeds: int) -> None:
+def run_allocation(days: int, seeds: int, per_minute: int) -> None:
     ratios: dict[str, list[float]] = {"socialstream": [], "uniform": [], "epsilon_greedy": []}
     for seed in range(seeds):
         _, truth = simulate(campaigns=4, creatives=4, duration_ms=days * 24 * HOUR_MS, seed=seed)
         for i, c in enumerate(truth.campaigns):
             minutes = days * 24 * 60
-            oracle = allocation(c, minutes, 12, "oracle", seed * 100 + i)
+            oracle = allocation(c, minutes, per_minute, "oracle", seed * 100 + i)
             for name in ratios:
-                got = allocation(c, minutes, 12, name, seed * 100 + i)
+                got = allocation(c, minutes, per_minute, name, seed * 100 + i)
                 ratios[name].append(got / oracle)
     print("allocation (expected conversions as a share of the oracle; median over "
-          f"{len(ratios['uniform'])} campaigns, {days} day(s) each, 12 impressions/min):")
+          f"{len(ratios['uniform'])} campaigns, {days} day(s) each, {per_minute} impressions/min):")
     for name, values in ratios.items():
         print(f"  {name:<15} {statistics.median(values):.3f}  "
               f"(min {min(values):.3f}, max {max(values):.3f})")
@@ -199,9 +200,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=1)
     parser.add_argument("--seeds", type=int, default=8)
+    parser.add_argument("--impressions-per-minute", type=int, default=12,
+                        help="per campaign, in the allocation scenarios: the evidence there is")
+    parser.add_argument("--only", choices=("allocation", "detection"))
     args = parser.parse_args()
-    run_allocation(args.days, args.seeds)
-    run_detection(args.days, args.seeds)
+    if args.only != "detection":
+        run_allocation(args.days, args.seeds, args.impressions_per_minute)
+    if args.only != "allocation":
+        run_detection(args.days, args.seeds)
 
 
 if __name__ == "__main__":
