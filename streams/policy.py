@@ -231,7 +231,10 @@ class Policy:
         to = max(target, key=lambda c: target[c] - current[c])
         source = min(arms, key=lambda c: target[c] - current[c])
         move = min(MAX_SHIFT, current[source], target[to] - current[to])
-        if move < 0.05 or to == source:
+        # Never toward a creative less likely to be the best than the one that pays: with noisy
+        # P(best) such moves flip budget back and forth (bench.decisions: worst campaign 0.59 ->
+        # 0.74 of the oracle, median 0.85 -> 0.88).
+        if move < 0.05 or to == source or p_best[to] <= p_best[source]:
             return
         shares = dict(current)
         shares[source] -= move

@@ -72,11 +72,19 @@ def test_shift_budget_keeps_the_share_of_a_creative_short_of_evidence() -> None:
 
 def test_shift_budget_gives_budget_back_to_a_creative_that_may_be_the_best() -> None:
     state = bandit_state(300)
-    state.creatives["C"] = [300, 28, 0, 0.0, T0_MS]
-    state.policy["arms"]["C"] = [28.0, 272.0]  # nearly as good as A, but left without budget
+    state.creatives["C"] = [300, 36, 0, 0.0, T0_MS]
+    state.policy["arms"]["C"] = [36.0, 264.0]  # likelier the best than A, but left without budget
     state.policy["shares"] = {"A": 0.9, "B": 0.1, "C": 0.0}
     [rec] = decide(state, ev("impression", creative_id="A"))
     assert rec.params["to"] == "C" and rec.params["from"] == "A" and rec.params["share"] == 0.2
+
+
+def test_shift_budget_never_pays_a_creative_less_likely_the_best_than_the_payer() -> None:
+    state = bandit_state(300)
+    state.creatives["C"] = [300, 28, 0, 0.0, T0_MS]
+    state.policy["arms"]["C"] = [28.0, 272.0]  # nearly as good as A: under its target share,
+    state.policy["shares"] = {"A": 0.9, "B": 0.1, "C": 0.0}  # but A would pay and is likelier
+    assert decide(state, ev("impression", creative_id="A")) == []
 
 
 def test_shift_budget_needs_evidence_and_respects_its_cooldown() -> None:
