@@ -28,8 +28,9 @@ def run_simulate(settings: Settings, *, campaigns: int, creatives: int, duration
         truth_path = Path(out).with_suffix(".truth.json")
         with open(out, "wb") as sink:
             n = 0
-            for n, event in enumerate(events, start=1):  # noqa: B007
+            for event in events:
                 sink.write(orjson.dumps(event) + b"\n")
+                n += 1
         truth_path.write_bytes(orjson.dumps(truth.to_dict(), option=orjson.OPT_INDENT_2))
         print(f"wrote {n} events to {out}, ground truth to {truth_path}", file=sys.stderr)
         return 0

@@ -41,16 +41,9 @@ from streams.simulator import (
 from streams.training import Trainer
 
 
-def true_ctr(c: CampaignTruth, creative: str, ts: int) -> float:
-    ctr = c.ctr[creative]
-    if c.fatigue["creative"] == creative and ts >= c.fatigue["start_ms"]:
-        ctr *= 1 - c.fatigue["drop"]
-    return ctr
-
-
 def value(c: CampaignTruth, creative: str, ts: int) -> float:
     """Expected conversions per impression."""
-    return true_ctr(c, creative, ts) * c.conversion_rate[creative]
+    return c.ctr_at(creative, ts) * c.conversion_rate[creative]
 
 
 def allocation(c: CampaignTruth, minutes: int, per_minute: int, strategy: str,
@@ -86,7 +79,7 @@ def allocation(c: CampaignTruth, minutes: int, per_minute: int, strategy: str,
                         "campaign_id": c.campaign_id, "creative_id": k}
                 events.append({**base, "event_id": f"a{counter}", "type": "impression"})
                 seen[k][0] += 1
-                if rng.random() < true_ctr(c, k, ts):
+                if rng.random() < c.ctr_at(k, ts):
                     events.append({**base, "event_id": f"c{counter}", "type": "click"})
                     if rng.random() < c.conversion_rate[k]:
                         seen[k][1] += 1

@@ -76,7 +76,8 @@ REREADS = Counter(
 STAGE_SECONDS = Histogram(
     "socialstream_stage_seconds",
     "Time spent per Kafka message in each stage: decode (bytes to validated events), pipeline "
-    "(state, features, scoring), outputs (dead letters and forwards handed to the producer).",
+    "(state, features, scoring, policy), outputs (dead letters, forwards and recommendations "
+    "handed to the producer).",
     ["stage"],
     buckets=(0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
 )

@@ -3,9 +3,9 @@ sending, each through the same guardrails.
 
 ``Policy.decide`` is pure given its inputs and called once per applied event, after the pipeline
 updated the state; it only looks at what that event could have changed, so it stays cheap.
-Everything it remembers (bandit posteriors, CTR history, sentiment averages, cooldowns) lives in
-``CampaignState.policy``: durable with the campaign, and deterministic for a given input stream and
-model lineage, so the same stream yields the same recommendation ids.
+Everything it remembers (bandit posteriors, fatigue statistics, sentiment averages, cooldowns)
+lives in ``CampaignState.policy``: durable with the campaign, and deterministic for a given input
+stream and model lineage, so the same stream yields the same recommendation ids.
 
 Guardrails, for every action: minimum evidence (thresholds below), a cooldown per
 (campaign, action, target) in event time, a cap on the budget share moved at once, an expiry, and a

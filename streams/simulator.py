@@ -47,6 +47,13 @@ class CampaignTruth:
     topic_effect: dict[str, float]
     best_hours: list[int]
 
+    def ctr_at(self, creative: str, ts_ms: int) -> float:
+        """The creative's true click-through at ``ts_ms``, fatigue included."""
+        ctr = self.ctr[creative]
+        if self.fatigue["creative"] == creative and ts_ms >= self.fatigue["start_ms"]:
+            ctr *= 1 - self.fatigue["drop"]
+        return ctr
+
 
 @dataclass
 class Truth:
@@ -121,10 +128,9 @@ def _events(truth: Truth, rng: random.Random, per_minute: float) -> Iterator[dic
         for c in truth.campaigns:
             in_crisis = c.crisis is not None and \
                 c.crisis["start_ms"] <= minute_start < c.crisis["end_ms"]
-            for creative, ctr in c.ctr.items():
+            for creative in c.ctr:
                 n = _poisson(rng, per_minute * activity / len(c.ctr))
-                if c.fatigue["creative"] == creative and minute_start >= c.fatigue["start_ms"]:
-                    ctr *= 1 - c.fatigue["drop"]
+                ctr = c.ctr_at(creative, minute_start)
                 for _ in range(n):
                     ts = minute_start + rng.randrange(MINUTE_MS)
                     segment = rng.choice(SEGMENTS)
