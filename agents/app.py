@@ -1,8 +1,13 @@
-"""The Faust app, built from one Settings object.
+"""The Faust app, built from one Settings object.  Every override of a Faust internal lives here.
 
-Two changes to Faust's Kafka transport, both for delivery guarantees (DESIGN.md section 6):
+Changes to Faust's Kafka transport, all for delivery guarantees (DESIGN.md section 6):
 - Faust turns producer idempotence on only inside transactions; socialstream wants it on every
   output, so the producer always asks for it.
+- Faust reads ``read_committed`` only when the app itself is transactional; socialstream always
+  does, so events of aborted transactions of any producer are never applied.
+- Offsets are not contiguous (transaction markers, compaction, a log start that moved): a gap in
+  the offsets the agents are handed is checked against the log itself (agents/logprobe.py) before
+  it is taken for messages that Faust dropped.
 - State snapshots must be durable before their source offsets are committed.  Every commit
   (periodic, on rebalance, at shutdown) picks the offsets it will commit, runs the app's
   ``before_commit`` hooks in the same step (so every event up to those offsets is in the
@@ -19,12 +24,13 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from agents.kafka import MAX_MODEL_BYTES, ssl_context
+from agents.logprobe import LogProbe
 from streams import metrics
 from streams.config import Settings
 
@@ -36,6 +42,17 @@ class IdempotentProducer(faust_aiokafka.Producer):
 
     def _settings_extra(self) -> dict[str, Any]:
         return {"acks": "all", "enable_idempotence": True}
+
+
+class ReadCommittedThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust's consumer thread, whose aiokafka consumer reads committed records only."""
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        if getattr(consumer, "_isolation_level", None) is None:  # aiokafka changed: fail loudly
+            raise RuntimeError("aiokafka consumer has no _isolation_level to set")
+        consumer._isolation_level = "read_committed"
+        return consumer
 
 
 class PinnedReadOffsets(defaultdict[Any, int | None]):
@@ -63,14 +80,23 @@ class SnapshottingConsumer(faust_aiokafka.Consumer):
     handing them to the agent, then commit the later ones it did hand over (its gap check is
     off by one and off entirely before the first commit): a silent loss, found by kill -9 tests.
     Agents therefore ask ``in_sequence`` for every message: the next expected offset of each
-    partition is tracked from the committed position, a message past a gap is not handled but
-    triggers a seek back to the gap, and commits are capped at the next expected offset."""
+    partition is tracked from the committed position; a message past a gap is handled when the
+    log holds nothing readable in the gap (``LogProbe``), and otherwise triggers a seek back to
+    the gap; commits are capped at the next expected offset."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._expected: dict[Any, int] = {}  # partition -> next offset the agents must get
         self._pins = PinnedReadOffsets()
         self._read_offset = self._pins
+        self.probe = LogProbe(self.app.settings)  # type: ignore[attr-defined]
+
+    def _new_consumer_thread(self) -> ReadCommittedThread:
+        return ReadCommittedThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def on_stop(self) -> None:
+        await super().on_stop()
+        await self.probe.stop()
 
     async def perform_seek(self) -> None:
         """After an assignment: expect each agent partition's committed offset next; one never
@@ -91,20 +117,34 @@ class SnapshottingConsumer(faust_aiokafka.Consumer):
         return self._expected.get(tp)
 
     async def in_sequence(self, tp: Any, offset: int) -> bool:
-        """Whether the agent should handle this message now (False: seen, or past a gap)."""
+        """Whether the agent should handle this message now (False: seen, or past messages that
+        were dropped)."""
         expected = self._expected.get(tp)
         if expected is None or offset == expected:
-            self._expected[tp] = offset + 1
-            self._pins.pinned.pop(tp, None)
+            self._accept(tp, offset)
             return True
+        if offset < expected:
+            return False
         pinned = self._pins.pinned.get(tp)
-        if offset > expected and (pinned is None or time.monotonic() - pinned[1] > 5.0):
-            log.warning("%s: got offset %s, expected %s (messages dropped around a rebalance): "
-                        "reading again from %s", tp, offset, expected, expected)
-            metrics.REREADS.inc()
-            self._pins.pinned[tp] = (expected, time.monotonic())
-            await self.seek(tp, expected)
+        if pinned is not None and time.monotonic() - pinned[1] <= 5.0:
+            return False  # prefetched before the seek back: the re-read is on its way
+        if await self.probe.is_real_gap(tp.topic, tp.partition, expected, offset):
+            metrics.OFFSET_GAPS.inc()
+            self._accept(tp, offset)
+            return True
+        if self._expected.get(tp) != expected:  # moved on while the probe looked
+            return await self.in_sequence(tp, offset)
+        log.warning("%s: got offset %s, expected %s, and the log holds records in between "
+                    "(dropped around a rebalance): reading again from %s",
+                    tp, offset, expected, expected)
+        metrics.REREADS.inc()
+        self._pins.pinned[tp] = (expected, time.monotonic())
+        await self.seek(tp, expected)
         return False
+
+    def _accept(self, tp: Any, offset: int) -> None:
+        self._expected[tp] = offset + 1
+        self._pins.pinned.pop(tp, None)
 
     def _new_offset(self, tp: Any) -> int | None:
         offset: int | None = super()._new_offset(tp)
@@ -114,16 +154,24 @@ class SnapshottingConsumer(faust_aiokafka.Consumer):
         return min(offset, expected)
 
     async def _commit_tps(self, tps: Iterable[Any], start_new_transaction: bool) -> bool:
-        offsets = self._filter_committable_offsets(tps)
-        if not offsets:
-            return False
-        # No await between choosing the offsets and the hooks' synchronous part: the snapshots
-        # cover every event the offsets cover (and maybe more, which is harmless).
-        writes = [hook() for hook in getattr(self.app, "before_commit", ())]
+        # No message is half-handled while the offsets are chosen and the snapshots taken: the
+        # snapshots cover every event the offsets cover (and maybe more, which is harmless), and
+        # every output of those events is among the ones awaited below.
+        app = cast(App, self.app)
+        async with app.processing:
+            offsets = self._filter_committable_offsets(tps)
+            if not offsets:
+                return False
+            outputs, app.pending_outputs = app.pending_outputs, []
+            writes = [hook() for hook in app.before_commit]  # taken now, written below
         try:
-            await asyncio.gather(*writes)  # acknowledged by the broker (acks=all)
+            # Outputs before state: a snapshot that marks an event applied is written only once
+            # the broker holds everything that event produced (acks=all).
+            await asyncio.gather(*outputs)
+            await asyncio.gather(*writes)
             await self._handle_attached(offsets)
         except Exception as exc:  # not durable: never commit past it; a restart re-reads
+            metrics.OUTPUT_FAILURES.inc()
             stop_undelivered(exc)
         return bool(await self._commit_offsets(offsets,
                                                start_new_transaction=start_new_transaction))
@@ -133,7 +181,7 @@ def stop_undelivered(exc: BaseException) -> NoReturn:
     """An output the broker did not take after the producer's retries: exit at once, before any
     offset past it can be committed, so that a restart processes its source again."""
     log.critical("could not deliver an output message (%r): stopping the worker before its "
-                 "source offset is committed; a restart reprocesses it", exc)
+                 "source offset is committed; a restart reprocesses it", exc, exc_info=exc)
     os._exit(70)
 
 
@@ -147,11 +195,18 @@ class App(faust.App):
     before_commit: list[Callable[[], Awaitable[object]]]
     # Topics whose agents check offsets with SnapshottingConsumer.in_sequence.
     sequenced_topics: set[str]
+    # Held while a message is handled; a commit takes it to choose offsets and take snapshots.
+    processing: asyncio.Lock
+    # Delivery futures of outputs (recommendations, dead letters, forwards) since the last commit.
+    pending_outputs: list[Awaitable[object]]
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, settings: Settings, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.settings = settings
         self.before_commit = []
         self.sequenced_topics = set()
+        self.processing = asyncio.Lock()
+        self.pending_outputs = []
 
     def _new_transport(self) -> Transport:
         return Transport(self.conf.broker_consumer, self)
@@ -174,6 +229,7 @@ def create_app(settings: Settings) -> App:
     """A Faust app with socialstream's reliability defaults; agents are attached by the caller."""
     return App(
         settings.app_id,
+        settings=settings,
         broker=[f"kafka://{server.strip()}" for server in settings.bootstrap_servers.split(",")],
         broker_credentials=credentials(settings),
         datadir=settings.data_dir,

@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 class Ingest:
     """Holds the topics and the pipeline; ``handle`` processes one Kafka message."""
 
-    def __init__(self, app: faust.App, settings: Settings, pipeline: Pipeline) -> None:
+    def __init__(self, app: App, settings: Settings, pipeline: Pipeline) -> None:
+        self.app = app
         self.settings = settings
         self.pipeline = pipeline
         self.partitions = settings.partitions
@@ -121,10 +122,11 @@ class Ingest:
 
     async def _send(self, topic: faust.TopicT, key: bytes | None, value: bytes,
                     **kwargs: Any) -> None:
-        # Faust flushes the producer before it commits the source offset; a message that still
-        # fails to be delivered after the producer's retries must not let that commit happen.
+        # Every commit awaits these deliveries before it writes the snapshots that mark their
+        # source applied; a failure stops the worker at once, before any such commit.
         sent = cast(asyncio.Future[Any], await topic.send(key=key, value=value, **kwargs))
         sent.add_done_callback(_exit_on_failure)
+        self.app.pending_outputs.append(sent)
 
 
 def _count_label(event_type: str, learned: bool) -> None:
@@ -158,7 +160,8 @@ def attach(app: App, settings: Settings, pipeline: Pipeline) -> Ingest:
         async for event in stream.events():
             message = event.message
             if await consumer.in_sequence(message.tp, message.offset):
-                await ingest.handle(message)
+                async with app.processing:
+                    await ingest.handle(message)
 
     app.sequenced_topics.add(settings.input_topic)
     app.agent(ingest.source, name="ingest")(ingest_agent)

@@ -21,6 +21,12 @@ from streams.config import Settings
 from streams.errors import ConfigError
 
 MAX_MODEL_BYTES = 64 * 1024 * 1024  # a model snapshot is one message
+STATE_TABLE = "campaign-state"
+
+
+def state_changelog(settings: Settings) -> str:
+    """The compacted changelog topic of the campaign-state table (Faust's naming)."""
+    return f"{settings.app_id}-{STATE_TABLE}-changelog"
 
 
 def ssl_context(settings: Settings) -> ssl.SSLContext | None:
@@ -61,7 +67,8 @@ def owner_partition(campaign_id: str, partitions: int) -> int:
 
 
 async def ensure_topics(settings: Settings) -> dict[str, str]:
-    """Create the input, dead-letter and recommendation topics with the configured partition count.
+    """Create the input, dead-letter and recommendation topics and the state changelog with the
+    configured partition count, and the training and model topics with one partition.
 
     Existing topics are kept; an input topic with another partition count is an error (Faust
     would crash on it, and campaign ownership would not match the configuration).
@@ -72,7 +79,12 @@ async def ensure_topics(settings: Settings) -> dict[str, str]:
         rf = settings.replication_factor
         topics = [NewTopic(name, settings.partitions, rf) for name in
                   (settings.input_topic, settings.dlq_topic, settings.recommendations_topic)]
-        topics += [NewTopic(settings.training_topic, 1, rf),
+        # The changelog too, before Faust starts: a topic created a moment before its first
+        # write can still be missing partitions in the producer's metadata ("Unrecognized
+        # partition"), which would stop the worker at its first commit.
+        topics += [NewTopic(state_changelog(settings), settings.partitions, rf,
+                            topic_configs={"cleanup.policy": "compact"}),
+                   NewTopic(settings.training_topic, 1, rf),
                    NewTopic(settings.model_topic, 1, rf, topic_configs={
                        "cleanup.policy": "compact", "max.message.bytes": str(MAX_MODEL_BYTES)})]
         response = await admin.create_topics(topics)
@@ -84,6 +96,8 @@ async def ensure_topics(settings: Settings) -> dict[str, str]:
             partitions = next(t.num_partitions for t in topics if t.name == name)
             outcome[name] = f"{'exists' if code else 'created'} ({partitions} partitions)"
         count = await _partition_count(admin, settings.input_topic)
+        for topic in topics[1:]:  # every partition known before the worker writes to any
+            await _partition_count(admin, topic.name)
         if count != settings.partitions:
             raise ConfigError(
                 f"topic {settings.input_topic} has {count} partitions but SOCIALSTREAM_PARTITIONS "
@@ -94,13 +108,15 @@ async def ensure_topics(settings: Settings) -> dict[str, str]:
 
 
 async def _partition_count(admin: AIOKafkaAdminClient, topic: str) -> int:
-    """Partitions of ``topic`` once its metadata has propagated (a just-created topic may show
-    none for a moment)."""
+    """Partitions of ``topic`` once its metadata has propagated and each has a leader (a
+    just-created topic may show none, or leaderless ones, for a moment)."""
     count = 0
-    for _ in range(50):
+    for _ in range(100):
         described = await admin.describe_topics([topic])
-        count = len(described[0]["partitions"]) if described else 0
-        if count:
+        partitions = described[0]["partitions"] if described else []
+        count = len(partitions)
+        if count and all(p.get("leader", -1) >= 0 and not p.get("error_code")
+                         for p in partitions):
             break
         await asyncio.sleep(0.1)
     return count

@@ -19,7 +19,7 @@ from typing import Any
 import faust
 
 from agents.app import App
-from agents.kafka import owner_partition
+from agents.kafka import STATE_TABLE, owner_partition
 from streams import metrics
 from streams.config import Settings
 from streams.state import CampaignState, CampaignStore
@@ -31,7 +31,7 @@ class DurableState:
         self.store = store
         self.app = app
         # bytes keys and values: Faust then reads and writes the changelog with the raw codec.
-        self.table = app.Table("campaign-state", partitions=settings.partitions,
+        self.table = app.Table(STATE_TABLE, partitions=settings.partitions,
                                key_type=bytes, value_type=bytes, use_partitioner=True)
         store.load = self.load
         app.before_commit.append(self.flush)

@@ -16,7 +16,10 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 
 EVENTS = Counter(
     "socialstream_events",
-    "Valid events applied by the pipeline, by event type.",
+    "Valid events applied by this worker process, by event type.  Counted per process: events a "
+    "worker applied after its last commit are applied again by whoever reads them next (kill, "
+    "rebalance), and both count them, while campaign state holds them once; so the sum over "
+    "workers can exceed the events produced by the re-read ones.",
     ["type"],
 )
 DEAD_LETTERS = Counter(
@@ -71,6 +74,23 @@ REREADS = Counter(
     "Times a partition was read again from a gap: Kafka messages the client dropped around a "
     "rebalance, re-read instead of lost.  Occasional is normal; steady growth is not.",
 )
+OFFSET_GAPS = Counter(
+    "socialstream_offset_gaps",
+    "Gaps in input offsets that the log confirmed hold nothing to read (transaction markers, "
+    "aborted transactions, compaction, a log start moved by retention or DeleteRecords): "
+    "nothing lost, nothing re-read.",
+)
+MODEL_SNAPSHOTS_REFUSED = Counter(
+    "socialstream_model_snapshots_refused",
+    "Model snapshots read from the model topic and refused (oversized, unreadable, unknown "
+    "version); the worker keeps scoring with the models it has.",
+    ["reason"],
+)
+OUTPUT_FAILURES = Counter(
+    "socialstream_output_failures",
+    "Outputs (recommendations, dead letters, forwarded events, snapshots) the broker did not "
+    "acknowledge after the producer's retries; the worker stops before committing past them.",
+)
 
 # Latency and lag.  Stages are fixed names, so the label stays bounded.
 STAGE_SECONDS = Histogram(
@@ -124,6 +144,14 @@ RECOMMENDATION_CONFIDENCE = Histogram(
 CONFIDENCE = {a: RECOMMENDATION_CONFIDENCE.labels(action=a) for a in ACTIONS}
 READY = Gauge(
     "socialstream_ready",
-    "1 when this worker has recovered its state and is consuming its partitions (as /readyz).",
+    "1 when this worker has recovered its state, owns partitions of a topic that matches its "
+    "configuration, and makes progress on every partition with input waiting (as /readyz).",
+)
+UNREADY = Gauge(
+    "socialstream_unready",
+    "1 for each reason this worker is not ready now: recovering, unassigned, stalled (input "
+    "waits and the next offset has not moved), partitions_mismatch (the input topic's partition "
+    "count differs from SOCIALSTREAM_PARTITIONS), broker_unreachable.",
+    ["reason"],
 )
 BUILD_INFO = Info("socialstream_build", "Version of socialstream and of its core libraries.")

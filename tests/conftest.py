@@ -24,6 +24,16 @@ ROOT = Path(__file__).resolve().parents[1]
 KAFKA_LOCAL = ROOT / "scripts" / "kafka-local"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The long chaos scenarios run only when a marker expression asks for them (-m chaos)."""
+    if config.option.markexpr:
+        return
+    keep = [item for item in items if item.get_closest_marker("chaos") is None]
+    if len(keep) != len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+        items[:] = keep
+
+
 @pytest.fixture(scope="session")
 def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Bootstrap address of a real single-node KRaft broker, stopped at the end of the session."""
@@ -82,6 +92,10 @@ class Deployment:
         return f"events-{self.name}.dlq"
 
     @property
+    def recommendations_topic(self) -> str:
+        return f"recs-{self.name}"
+
+    @property
     def state_changelog(self) -> str:
         return f"app-{self.name}-campaign-state-changelog"
 
@@ -91,7 +105,7 @@ class Deployment:
                 "SOCIALSTREAM_APP_ID": f"app-{self.name}",
                 "SOCIALSTREAM_INPUT_TOPIC": self.input_topic,
                 "SOCIALSTREAM_DLQ_TOPIC": self.dlq_topic,
-                "SOCIALSTREAM_RECOMMENDATIONS_TOPIC": f"recs-{self.name}",
+                "SOCIALSTREAM_RECOMMENDATIONS_TOPIC": self.recommendations_topic,
                 "SOCIALSTREAM_TRAINING_TOPIC": f"training-{self.name}",
                 "SOCIALSTREAM_MODEL_TOPIC": f"models-{self.name}",
                 "SOCIALSTREAM_PARTITIONS": str(self.partitions),

@@ -1,48 +1,60 @@
-"""The consumer's sequence check: a message past a gap is not handled, and the partition is read
-again from the gap (Faust can drop prefetched messages around a rebalance)."""
+"""The consumer's sequence check: a message past a gap is handled when the log holds nothing
+readable in the gap (transaction markers, compaction, a moved log start), and otherwise not
+handled, and the partition is read again from the gap (Faust can drop prefetched messages around a
+rebalance).  The log probe is replaced here; tests/chaos runs it against a real broker."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 from unittest.mock import AsyncMock
 
+from aiokafka import TopicPartition
+
 from agents.app import PinnedReadOffsets, SnapshottingConsumer
 from streams import metrics
 
-
-def consumer(expected: dict[str, int]) -> SimpleNamespace:
-    return SimpleNamespace(_expected=dict(expected), seek=AsyncMock(), _pins=PinnedReadOffsets())
+TP = TopicPartition("t", 0)
 
 
-async def check(fake: SimpleNamespace, offset: int) -> bool:
-    return await SnapshottingConsumer.in_sequence(fake, "tp", offset)  # type: ignore[arg-type]
+class Fake(SimpleNamespace):
+    in_sequence = SnapshottingConsumer.in_sequence
+    _accept = SnapshottingConsumer._accept
+
+
+def consumer(expected: dict[str, int], real_gap: bool = False) -> Fake:
+    return Fake(_expected=dict(expected), seek=AsyncMock(), _pins=PinnedReadOffsets(),
+                probe=SimpleNamespace(is_real_gap=AsyncMock(return_value=real_gap)))
+
+
+async def check(fake: Fake, offset: int) -> bool:
+    return await fake.in_sequence(TP, offset)  # type: ignore[misc]
 
 
 async def test_messages_in_order_are_handled_and_advance_the_expected_offset() -> None:
-    fake = consumer({"tp": 5})
+    fake = consumer({TP: 5})
     assert [await check(fake, o) for o in (5, 6, 7)] == [True, True, True]
-    assert fake._expected["tp"] == 8
+    assert fake._expected[TP] == 8
     fake.seek.assert_not_awaited()
 
 
 async def test_a_gap_is_read_again_from_its_start_and_never_skipped() -> None:
-    fake = consumer({"tp": 48})
+    fake = consumer({TP: 48})
     before = metrics.REREADS._value.get()
     assert await check(fake, 57) is False  # 48..56 were dropped: not handled, sought back
-    fake._pins["tp"] = 48  # what Faust's seek sets
+    fake._pins[TP] = 48  # what Faust's seek sets
     assert await check(fake, 58) is False  # prefetched past the gap: skipped, no second seek
-    fake._pins["tp"] = 58  # Faust's fetch loop after handing 58 over: the pin holds
-    assert fake._pins["tp"] == 48
-    fake.seek.assert_awaited_once_with("tp", 48)
+    fake._pins[TP] = 58  # Faust's fetch loop after handing 58 over: the pin holds
+    assert fake._pins[TP] == 48
+    fake.seek.assert_awaited_once_with(TP, 48)
     assert metrics.REREADS._value.get() == before + 1
     assert await check(fake, 48) is True  # the re-read arrives: unpinned
-    fake._pins["tp"] = 49  # and Faust's read position moves on again
-    assert fake._pins["tp"] == 49 and not fake._pins.pinned
-    assert fake._expected["tp"] == 49
+    fake._pins[TP] = 49  # and Faust's read position moves on again
+    assert fake._pins[TP] == 49 and not fake._pins.pinned
+    assert fake._expected[TP] == 49
 
 
 async def test_a_message_already_handled_is_skipped_without_seeking() -> None:
-    fake = consumer({"tp": 10})
+    fake = consumer({TP: 10})
     assert await check(fake, 9) is False
     fake.seek.assert_not_awaited()
 
@@ -50,4 +62,15 @@ async def test_a_message_already_handled_is_skipped_without_seeking() -> None:
 async def test_an_unknown_partition_starts_at_the_first_message() -> None:
     fake = consumer({})
     assert await check(fake, 3) is True
-    assert fake._expected["tp"] == 4
+    assert fake._expected[TP] == 4
+
+
+async def test_a_gap_the_log_confirms_is_handled_without_reading_again() -> None:
+    fake = consumer({TP: 12}, real_gap=True)  # offset 12 is a transaction's commit marker
+    gaps, rereads = metrics.OFFSET_GAPS._value.get(), metrics.REREADS._value.get()
+    assert await check(fake, 13) is True
+    fake.probe.is_real_gap.assert_awaited_once_with("t", 0, 12, 13)
+    fake.seek.assert_not_awaited()
+    assert fake._expected[TP] == 14
+    assert metrics.OFFSET_GAPS._value.get() == gaps + 1
+    assert metrics.REREADS._value.get() == rereads

@@ -12,6 +12,7 @@ import orjson
 import pytest
 from faust.types import Message
 
+from agents.app import create_app
 from agents.ingest import Ingest
 from agents.kafka import owner_partition
 from streams import metrics
@@ -31,8 +32,7 @@ def event(campaign: str, event_id: str = "e-1", **extra: Any) -> bytes:
 
 class Recording(Ingest):
     def __init__(self, pipeline: Pipeline) -> None:
-        super().__init__(faust.App("test-ingest", broker="kafka://127.0.0.1:1"), SETTINGS,
-                         pipeline)
+        super().__init__(create_app(SETTINGS), SETTINGS, pipeline)
         self.sent: list[dict[str, Any]] = []
 
     async def _send(self, topic: faust.TopicT, key: bytes | None, value: bytes,
