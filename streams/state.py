@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Final
 
 import orjson
@@ -26,6 +27,7 @@ MAX_PENDING_TEXTS: Final = 64
 MAX_PENDING_POSTS: Final = 16
 MAX_CREATIVES: Final = 32
 NO_POSITION: Final = (-1, -1)
+log = logging.getLogger(__name__)
 
 Position = tuple[int, int]  # (source offset, line in the message; 0 for a single event)
 
@@ -120,16 +122,40 @@ class CampaignState:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> CampaignState:
-        version = raw.pop("schema_version", SCHEMA_VERSION)
-        if version != SCHEMA_VERSION:
-            raise StreamsError(f"campaign snapshot has schema version {version}, this worker "
-                               f"reads {SCHEMA_VERSION}")
-        raw["applied"] = tuple(raw["applied"])
-        raw["recent_ids"] = _unpack(raw["recent_ids"])
-        raw["outbox"] = [base64.b64decode(e) for e in raw.get("outbox", ())]
-        raw["counts"] = Counter(raw["counts"])
-        raw["sentiment"] = Counter(raw["sentiment"])
-        return cls(**raw)
+        """Restore a snapshot of any schema version this module knows: older ones are migrated
+        step by step; fields this version does not know (a newer worker's, during a rolling
+        upgrade) are ignored; fields a snapshot lacks take their defaults."""
+        raw = migrate(dict(raw))
+        known = {k: v for k, v in raw.items() if k in STATE_FIELDS}
+        known["applied"] = tuple(raw.get("applied", NO_POSITION))
+        known["recent_ids"] = _unpack(raw.get("recent_ids", ""))
+        known["outbox"] = [base64.b64decode(e) for e in raw.get("outbox", ())]
+        known["counts"] = Counter(raw.get("counts", {}))
+        known["sentiment"] = Counter(raw.get("sentiment", {}))
+        return cls(**known)
+
+
+STATE_FIELDS: Final = frozenset(f.name for f in fields(CampaignState) if f.init
+                                and not f.name.startswith("_"))
+# MIGRATIONS[v] turns a snapshot of schema version v into one of version v + 1.
+MIGRATIONS: Final[dict[int, Callable[[dict[str, Any]], dict[str, Any]]]] = {}
+
+
+def migrate(raw: dict[str, Any]) -> dict[str, Any]:
+    """A campaign snapshot brought to SCHEMA_VERSION.  A newer version is read as it is (its
+    unknown fields are ignored): during a rolling upgrade an older worker may own a campaign
+    that a newer one wrote, and refusing it would dead-letter the campaign's events."""
+    version = raw.pop("schema_version", 1)
+    if not isinstance(version, int) or version < 1:
+        raise StreamsError(f"campaign snapshot has an invalid schema version {version!r}")
+    while version < SCHEMA_VERSION:
+        raw = MIGRATIONS[version](raw)
+        version += 1
+    if version > SCHEMA_VERSION:
+        log.warning("campaign %s: snapshot of schema version %s read by a worker of version %s "
+                    "(fields it does not know are ignored)", raw.get("campaign_id"), version,
+                    SCHEMA_VERSION)
+    return raw
 
 
 class CampaignStore:
@@ -189,10 +215,9 @@ class CampaignStore:
     @classmethod
     def from_snapshot(cls, data: bytes) -> CampaignStore:
         raw = orjson.loads(data)
-        if raw.get("schema_version") != SCHEMA_VERSION:
-            raise StreamsError(f"snapshot has schema version {raw.get('schema_version')}, "
-                               f"this worker reads {SCHEMA_VERSION}")
+        version = raw.get("schema_version", 1)
         store = cls()
         for item in raw["campaigns"]:
-            store.campaigns[item["campaign_id"]] = CampaignState.from_dict(item)
+            state = CampaignState.from_dict({"schema_version": version, **item})
+            store.campaigns[state.campaign_id] = state
         return store
