@@ -5,14 +5,17 @@
   commit publishes a snapshot (models, recently seen example ids, the offset it covers) to the
   compacted model topic.  A new owner restores the latest snapshot and skips what it covers.
 - Every worker follows the model topic and swaps each new snapshot's models in for scoring.
+- Snapshots are data only (streams/model_snapshot.py): nothing read from the topic is unpickled
+  or run; an unreadable, unknown-version or oversized one is refused with a log line and a metric,
+  and the worker keeps the models it has.
+- A worker that (re)gains the training partition restores from the newest snapshot first: what it
+  learned before it lost the partition may have been continued by another owner.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import pickle
-import zlib
 from collections.abc import Awaitable
 from typing import Any, cast
 
@@ -24,20 +27,22 @@ from agents.kafka import MAX_MODEL_BYTES, client_options
 from agents.topics import raw_topic
 from streams import metrics
 from streams.config import Settings
+from streams.model_snapshot import SnapshotRefused, dump, load
 from streams.pipeline import Pipeline
 from streams.training import Example, Models, Trainer
 
 log = logging.getLogger(__name__)
+RESTORE_LOOKBACK = 16  # snapshots looked at, newest first, for one this worker can read
 
 
-def pack(trainer: Trainer, offset: int) -> bytes:
-    return zlib.compress(pickle.dumps({"trainer": trainer, "offset": offset},
-                                      protocol=pickle.HIGHEST_PROTOCOL), 1)
-
-
-def unpack(data: bytes) -> tuple[Trainer, int]:
-    snapshot = pickle.loads(zlib.decompress(data))
-    return snapshot["trainer"], int(snapshot["offset"])
+def unpack(data: bytes, offset: int) -> tuple[Trainer, int] | None:
+    """A snapshot's trainer and training offset, or None (logged and counted) if refused."""
+    try:
+        return load(data)
+    except SnapshotRefused as exc:
+        metrics.MODEL_SNAPSHOTS_REFUSED.labels(reason=exc.reason).inc()
+        log.error("refused the model snapshot at offset %s of the model topic: %s", offset, exc)
+        return None
 
 
 def export(models: Models) -> None:
@@ -63,7 +68,14 @@ class Training:
         app.sequenced_topics.add(settings.training_topic)
         app.agent(self.examples, name="trainer")(self.learn)
         app.before_commit.append(self.publish)
+        app.on_partitions_assigned.connect(self.on_assigned)  # type: ignore[arg-type]
         app.task(self.follow)
+
+    async def on_assigned(self, app: faust.App, assigned: set[Any], **_: Any) -> None:
+        """Without the training partition, forget the trainer: its next owner continues it, and
+        this worker restores the newest snapshot if the partition comes back."""
+        if not any(tp.topic == self.settings.training_topic for tp in assigned):
+            self.trainer, self.offset, self.dirty = None, -1, False
 
     async def learn(self, stream: faust.StreamT[bytes]) -> None:
         consumer = cast(SnapshottingConsumer, self.app.consumer)
@@ -83,10 +95,11 @@ class Training:
             self.dirty = True
 
     async def restore(self) -> tuple[Trainer, int]:
-        data = await latest(self.settings)
-        if data is None:
+        found = await latest(self.settings)
+        if found is None:
+            log.info("no model snapshot to restore: the trainer starts from new models")
             return Trainer(), -1
-        trainer, offset = unpack(data)
+        trainer, offset = found
         log.info("trainer restored at model version %s (training offset %s)",
                  trainer.models.version, offset)
         return trainer, offset
@@ -97,7 +110,7 @@ class Training:
         if not self.dirty or self.trainer is None:
             return asyncio.sleep(0)
         self.dirty = False
-        return self._send(pack(self.trainer, self.offset))
+        return self._send(dump(self.trainer, self.offset))
 
     async def _send(self, data: bytes) -> None:
         sent = await self.app.producer.send(self.settings.model_topic, b"models", data, 0,
@@ -105,7 +118,14 @@ class Training:
         await sent
 
     async def follow(self) -> None:
-        """Swap in every model snapshot published, oldest first, forever."""
+        """Score with the newest readable snapshot, then swap in each one published, forever."""
+        try:
+            found = await latest(self.settings)
+        except TimeoutError as exc:  # scoring starts from new models until the next snapshot
+            log.warning("%s", exc)
+            found = None
+        if found is not None:
+            self.use(found[0].models)
         consumer = AIOKafkaConsumer(**client_options(self.settings), group_id=None,
                                     enable_auto_commit=False,
                                     max_partition_fetch_bytes=MAX_MODEL_BYTES,
@@ -114,28 +134,26 @@ class Training:
         try:
             tp = TopicPartition(self.settings.model_topic, 0)
             consumer.assign([tp])
-            end = (await consumer.end_offsets([tp]))[tp]
-            consumer.seek(tp, max(end - 1, 0))
+            consumer.seek(tp, (await consumer.end_offsets([tp]))[tp])
             while True:
                 batch = await consumer.getmany(tp, timeout_ms=1000)
-                records = batch.get(tp, [])
-                if records:
-                    self.swap(records[-1].value)
+                for record in reversed(batch.get(tp, [])):  # the newest readable one
+                    snapshot = unpack(record.value, record.offset)
+                    if snapshot is not None:
+                        self.use(snapshot[0].models)
+                        break
         finally:
             await consumer.stop()
 
-    def swap(self, data: bytes) -> None:
-        try:
-            trainer, _ = unpack(data)
-        except Exception:
-            log.exception("ignoring an unreadable model snapshot")
-            return
-        self.pipeline.models = trainer.models
-        export(trainer.models)
+    def use(self, models: Models) -> None:
+        """Score with these models from now on."""
+        self.pipeline.models = models
+        export(models)
 
 
-async def latest(settings: Settings) -> bytes | None:
-    """The newest model snapshot, or None if none was ever published."""
+async def latest(settings: Settings) -> tuple[Trainer, int] | None:
+    """The newest model snapshot this worker can read (a refused one is logged and counted, and
+    the one before it is used), or None if none was ever published."""
     consumer = AIOKafkaConsumer(**client_options(settings), group_id=None,
                                 enable_auto_commit=False,
                                 max_partition_fetch_bytes=MAX_MODEL_BYTES,
@@ -147,13 +165,22 @@ async def latest(settings: Settings) -> bytes | None:
         end = (await consumer.end_offsets([tp]))[tp]
         if end == 0:
             return None
-        consumer.seek(tp, end - 1)
-        for _ in range(30):
+        consumer.seek(tp, max(end - RESTORE_LOOKBACK, 0))
+        records: list[Any] = []
+        for _ in range(60):
             batch = await consumer.getmany(tp, timeout_ms=1000)
-            if batch.get(tp):
-                value: Any = batch[tp][-1].value
-                return bytes(value)
+            records.extend(batch.get(tp, []))
+            if await consumer.position(tp) >= end:
+                break
             await asyncio.sleep(0)
-        raise TimeoutError(f"could not read the latest snapshot of {settings.model_topic}")
+        else:
+            raise TimeoutError(f"could not read the latest snapshot of {settings.model_topic}")
+        for record in reversed(records):
+            found = unpack(bytes(record.value), record.offset)
+            if found is not None:
+                return found
+        log.critical("no readable model snapshot among the last %s of %s: the trainer starts "
+                     "from new models", len(records), settings.model_topic)
+        return None
     finally:
         await consumer.stop()
