@@ -1,0 +1,87 @@
+"""Workers failing and moving under load: kill -9 mid-backlog, 1 -> 2 -> 1 workers with the
+training partition moving between them.  Each prints the chaos figures against the offline replay,
+and checks the learning lineage: the model the workers end with is the one that learning the
+training topic's examples once each, in its order, gives; and it learned as many as the replay.
+
+The short versions run in ./scripts/test; the long ones with ``-m chaos``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from streams.training import Example, Trainer
+from tests.chaos.harness import committed_records, oracle, processed, produce, settle, traffic
+from tests.conftest import Deployment, get_json, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def training_lineage(dep: Deployment) -> tuple[int, str]:
+    """(version, lineage) of learning the training topic once each, in its order."""
+    trainer = Trainer()
+    for record in asyncio.run(committed_records(dep.bootstrap, f"training-{dep.name}")):
+        trainer.learn(Example.from_bytes(record.value))
+    return trainer.models.version, trainer.models.lineage
+
+
+def check_lineage(dep: Deployment, port: int, replay_version: int) -> None:
+    version, lineage = training_lineage(dep)
+    assert version == replay_version, (version, replay_version)  # no example lost or doubled
+    models = wait_until(lambda: (m := get_json(port, "/models"))["lineage"] == lineage and m,
+                        timeout=120)
+    assert models, (get_json(port, "/models"), version, lineage)
+    print(f"  model version {version}, lineage {lineage} (training topic and worker agree)")
+
+
+def replay_version(dep: Deployment) -> int:
+    records = asyncio.run(committed_records(dep.bootstrap, dep.input_topic))
+    return oracle(records, dep.partitions).model_version
+
+
+@pytest.mark.parametrize("kills", [2, pytest.param(5, marks=pytest.mark.chaos)])
+def test_kill_9_mid_backlog(deployment: Deployment, kills: int) -> None:
+    deployment.partitions = 2
+    assert deployment.cli("topics", "create").returncode == 0
+    keyed = traffic(campaigns=8, hours=3 * kills, seed=51)
+    port = deployment.start_worker()
+    with ThreadPoolExecutor(1) as pool:
+        producing = pool.submit(produce, deployment, keyed, "--batch-size", "5")
+        for _ in range(kills):
+            # Mid-backlog: past a commit, with events applied since (re-read after the kill).
+            assert wait_until(lambda p=port: processed(p) >= 3000, timeout=180, every=0.05)
+            deployment.workers[-1].send_signal(signal.SIGKILL)
+            deployment.workers[-1].wait()
+            killed = time.monotonic()
+            port = deployment.start_worker()
+        producing.result()
+    figures = settle(f"kill -9 x{kills}", deployment, killed)
+    assert figures.exact, figures.line()
+    check_lineage(deployment, port, replay_version(deployment))
+
+
+@pytest.mark.parametrize("rounds", [1, pytest.param(3, marks=pytest.mark.chaos)])
+def test_one_two_one_workers_under_load(deployment: Deployment, rounds: int) -> None:
+    deployment.partitions = 4
+    assert deployment.cli("topics", "create").returncode == 0
+    keyed = traffic(campaigns=8, hours=4 * rounds, seed=52)
+    first = deployment.start_worker()
+    with ThreadPoolExecutor(1) as pool:
+        producing = pool.submit(produce, deployment, keyed, "--batch-size", "2")
+        for _ in range(rounds):
+            assert wait_until(lambda: processed(first) >= 2000, timeout=180, every=0.1)
+            second = deployment.start_worker()  # 1 -> 2: partitions (maybe the trainer) move
+            assert wait_until(lambda p=second: processed(p) >= 500, timeout=180, every=0.1)
+            proc = deployment.workers[-1]
+            proc.send_signal(signal.SIGTERM)  # 2 -> 1: they move back
+            proc.wait(timeout=60)
+            moved = time.monotonic()
+        producing.result()
+    figures = settle(f"1 -> 2 -> 1 workers x{rounds}", deployment, moved)
+    assert figures.exact, figures.line()
+    check_lineage(deployment, first, replay_version(deployment))
