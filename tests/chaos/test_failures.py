@@ -12,6 +12,7 @@ import asyncio
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import pytest
 
@@ -20,6 +21,10 @@ from tests.chaos.harness import committed_records, oracle, processed, produce, s
 from tests.conftest import Deployment, get_json, wait_until
 
 pytestmark = pytest.mark.integration
+
+
+def applied(port: int, at_least: int) -> bool:
+    return processed(port) >= at_least
 
 
 def training_lineage(dep: Deployment) -> tuple[int, str]:
@@ -54,7 +59,7 @@ def test_kill_9_mid_backlog(deployment: Deployment, kills: int) -> None:
         producing = pool.submit(produce, deployment, keyed, "--batch-size", "5")
         for _ in range(kills):
             # Mid-backlog: past a commit, with events applied since (re-read after the kill).
-            assert wait_until(lambda p=port: processed(p) >= 3000, timeout=180, every=0.05)
+            assert wait_until(partial(applied, port, 3000), timeout=180, every=0.05)
             deployment.workers[-1].send_signal(signal.SIGKILL)
             deployment.workers[-1].wait()
             killed = time.monotonic()
@@ -76,7 +81,7 @@ def test_one_two_one_workers_under_load(deployment: Deployment, rounds: int) -> 
         for _ in range(rounds):
             assert wait_until(lambda: processed(first) >= 2000, timeout=180, every=0.1)
             second = deployment.start_worker()  # 1 -> 2: partitions (maybe the trainer) move
-            assert wait_until(lambda p=second: processed(p) >= 500, timeout=180, every=0.1)
+            assert wait_until(partial(applied, second, 500), timeout=180, every=0.1)
             proc = deployment.workers[-1]
             proc.send_signal(signal.SIGTERM)  # 2 -> 1: they move back
             proc.wait(timeout=60)
