@@ -66,14 +66,20 @@ async def sample_readiness(app: App, settings: Settings, readiness: Readiness) -
         return reasons
     try:
         count = await asyncio.wait_for(consumer.probe.partition_count(settings.input_topic), 10)
+    except Exception as exc:  # any failure to reach the broker: the same answer
+        log.warning("readiness: cannot read the input topic's metadata: %r", exc)
+        reasons.add("broker_unreachable")
+        return reasons
+    if count != settings.partitions:  # e.g. a broker that came back empty and auto-created it
+        reasons.add("partitions_mismatch")
+        return reasons
+    try:
         ends = await asyncio.wait_for(
             consumer.probe.end_offsets(settings.input_topic, owned), 10)
-    except Exception as exc:  # any failure to reach the broker: the same answer
+    except Exception as exc:
         log.warning("readiness: cannot read the input topic's end offsets: %r", exc)
         reasons.add("broker_unreachable")
         return reasons
-    if count != settings.partitions:
-        reasons.add("partitions_mismatch")
     now = time.monotonic()
     for partition in owned:
         tp: Any = next(tp for tp in consumer.assignment()
