@@ -52,7 +52,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
                                       settings.input_topic, batch_size=1 if args.no_batch
                                       else args.batch_size))
     print(report.summary(), file=sys.stderr)
-    return 1 if report.skipped else 0
+    return 1 if report.skipped or not report.ok else 0
 
 
 def cmd_consume(args: argparse.Namespace) -> int:

@@ -117,7 +117,10 @@ def run_demo(settings: Settings, timeout: float = 120.0, seconds: float = 60.0) 
             with worker_process(settings, work / "worker.log") as worker:
                 print(f"socialstream demo: 3/5 producing {total} sample events "
                       f"({SAMPLE.name}) to {settings.input_topic}", flush=True)
-                asyncio.run(produce_file(settings, str(SAMPLE), topic=settings.input_topic))
+                sent = asyncio.run(produce_file(settings, str(SAMPLE),
+                                                topic=settings.input_topic))
+                if not sent.ok:
+                    raise StreamsError(f"producing the sample events: {sent.summary()}")
                 result = _watch(port, total, timeout, worker)
                 if result is None:
                     print((work / "worker.log").read_text(errors="replace")[-3000:],
@@ -221,8 +224,12 @@ async def _simulate_live(settings: Settings, port: int, seconds: float, timeout:
                       f"{sum(by_action.values()):>5}", end="", flush=True)
                 if producing.done() and done - before >= len(lines) and lag == 0:
                     break
+            if producing.done() and (producing.exception() or not producing.result().ok):
+                break  # reported below
         print()
-        await producing
+        sent = await producing
+        if not sent.ok:
+            raise StreamsError(f"producing the simulated day: {sent.summary()}")
     finally:
         await consumer.stop()
     return len(lines), time.monotonic() - started, by_action, examples

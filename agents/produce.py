@@ -1,39 +1,26 @@
 """``socialstream produce``: JSON lines to Kafka, keyed by campaign_id, batched per key.
 
-Batches (newline-delimited events that share a key) are how the project's own producers reach
-throughput: Faust's cost is per Kafka message, not per event (DESIGN.md section 9).
+How delivery is confirmed, retried and reported: agents/delivery.py.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
 import orjson
 
-from agents.kafka import new_producer
+from agents.delivery import MAX_BUFFERED_EVENTS, Batcher, Delivery, Item, ProduceReport
 from streams.config import Settings
 from streams.errors import InputFileError
 
-MAX_BUFFERED_EVENTS = 20_000
-
-
-@dataclass
-class ProduceReport:
-    events: int = 0
-    messages: int = 0
-    skipped: list[int] = field(default_factory=list)
-
-    def summary(self) -> str:
-        text = f"sent {self.events} events in {self.messages} messages"
-        if self.skipped:
-            text += f"; skipped {len(self.skipped)} lines that are not JSON"
-        return text
+__all__ = ["ProduceReport", "produce_file", "produce_items", "produce_lines"]
 
 
 def _key(line: bytes) -> bytes | None:
@@ -51,10 +38,9 @@ def _open(path: str) -> IO[bytes]:
     return open(path, "rb")
 
 
-def read_keyed_lines(stream: IO[bytes], report: ProduceReport) -> Iterator[tuple[bytes | None,
-                                                                                 bytes]]:
-    """(key, line) for every non-blank line; a line that is not JSON is reported with its number
-    on stderr and not sent."""
+def read_numbered_lines(stream: IO[bytes], report: ProduceReport) -> Iterator[Item]:
+    """(line number, key, line) for every non-blank line; a line that is not JSON is reported
+    with its number on stderr and not sent."""
     for number, raw in enumerate(stream, start=1):
         line = raw.rstrip(b"\r\n")
         if not line.strip():
@@ -65,65 +51,84 @@ def read_keyed_lines(stream: IO[bytes], report: ProduceReport) -> Iterator[tuple
             report.skipped.append(number)
             print(f"line {number}: not JSON, not sent ({exc})", file=sys.stderr)
             continue
+        yield number, key, line
+
+
+def read_keyed_lines(stream: IO[bytes], report: ProduceReport) -> Iterator[tuple[bytes | None,
+                                                                                 bytes]]:
+    """(key, line) for every non-blank JSON line (see read_numbered_lines)."""
+    for _, key, line in read_numbered_lines(stream, report):
         yield key, line
 
 
 async def produce_file(settings: Settings, path: str, *, topic: str, batch_size: int = 100,
                        progress: bool = True) -> ProduceReport:
-    """Send every JSON line of ``path``; per key, lines keep their order."""
-    report = ProduceReport()
+    """Send every JSON line of ``path``; per key, lines keep their order. Failures are reported
+    by line number."""
+    report = ProduceReport(unit="lines")
     with _open(path) as stream:  # a missing file is reported before any connection is made
-        return await produce_lines(settings, read_keyed_lines(stream, report), topic=topic,
+        return await produce_items(settings, read_numbered_lines(stream, report), topic=topic,
                                    batch_size=batch_size, progress=progress, report=report)
 
 
 async def produce_lines(settings: Settings, lines: Iterable[tuple[bytes | None, bytes]], *,
                         topic: str, batch_size: int = 100, progress: bool = True,
-                        rate: float | None = None,
+                        rate: float | None = None) -> ProduceReport:
+    """Send (key, line) pairs; failures are reported by event index (1 is the first pair)."""
+    items = ((n, key, line) for n, (key, line) in enumerate(lines, start=1))
+    return await produce_items(settings, items, topic=topic, batch_size=batch_size,
+                               progress=progress, rate=rate)
+
+
+async def produce_items(settings: Settings, items: Iterable[Item], *, topic: str,
+                        batch_size: int = 100, progress: bool = True, rate: float | None = None,
                         report: ProduceReport | None = None) -> ProduceReport:
-    """Send (key, line) pairs batched per key; with ``rate``, at about that many events per
-    second (everything pending goes out every 100 ms)."""
+    """Send (number, key, line) items batched per key; with ``rate``, at about that many events
+    per second (everything pending goes out every 100 ms). The report counts only what the
+    broker acknowledged."""
     report = report or ProduceReport()
     started = time.monotonic()
-    producer = new_producer(settings, linger_ms=5, max_batch_size=256 * 1024)
-    await producer.start()
-    try:
-        pending: dict[bytes | None, list[bytes]] = {}
-
-        async def flush(key: bytes | None) -> None:
-            lines = pending.pop(key)
-            await producer.send(topic, b"\n".join(lines), key=key)
-            report.messages += 1
-            report.events += len(lines)
-
-        for n, (key, line) in enumerate(lines, start=1):
-            batch = pending.setdefault(key, [])
-            batch.append(line)
-            if len(batch) >= batch_size:
-                await flush(key)
-            if n % MAX_BUFFERED_EVENTS == 0 or (rate and n % max(1, int(rate / 10)) == 0):
-                for k in list(pending):
-                    await flush(k)
-            if rate:
-                ahead = n / rate - (time.monotonic() - started)
-                if ahead > 0.1:
-                    await asyncio.sleep(ahead)
-            if progress and n % 5000 == 0:
-                _progress(report, started)
-        for k in list(pending):
-            await flush(k)
-        await producer.flush()
-    finally:
-        await producer.stop()
+    delivery = Delivery(settings, topic, report, progress)
+    batcher = Batcher(items, batch_size, min(MAX_BUFFERED_EVENTS, int(rate / 10) if rate
+                                             else MAX_BUFFERED_EVENTS))
+    shown = 0
+    with _quiet_aiokafka():
+        await delivery.start()
+        try:
+            for message in batcher:
+                await delivery.send(message)
+                if rate and not delivery.gave_up:
+                    ahead = batcher.read / rate - (time.monotonic() - started)
+                    if ahead > 0.1:
+                        await asyncio.sleep(ahead)
+                if progress and batcher.read - shown >= 5000:
+                    shown = batcher.read
+                    _progress(report, started)
+        finally:
+            report.events = batcher.read
+            await delivery.finish()
     if progress:
         _progress(report, started, final=True)
     return report
 
 
+@contextlib.contextmanager
+def _quiet_aiokafka() -> Iterator[None]:
+    """aiokafka logs every failed reconnect (a few lines a second while a broker restarts);
+    the report and the waiting lines say what matters."""
+    logger = logging.getLogger("aiokafka")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _progress(report: ProduceReport, started: float, final: bool = False) -> None:
     if not sys.stderr.isatty() and not final:
         return
-    rate = report.events / max(time.monotonic() - started, 1e-6)
+    rate = report.confirmed / max(time.monotonic() - started, 1e-6)
     end = "\n" if final else "\r"
-    print(f"  {report.events} events, {report.messages} messages, {rate:,.0f} events/s",
-          end=end, file=sys.stderr, flush=True)
+    print(f"  {report.confirmed} events acknowledged, {report.messages} messages, "
+          f"{rate:,.0f} events/s", end=end, file=sys.stderr, flush=True)

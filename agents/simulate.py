@@ -38,5 +38,5 @@ def run_simulate(settings: Settings, *, campaigns: int, creatives: int, duration
     keyed = ((e["campaign_id"].encode(), orjson.dumps(e)) for e in events)
     report = asyncio.run(produce_lines(settings, keyed, topic=settings.input_topic,
                                        rate=rate, batch_size=100))
-    print(report.summary(), file=sys.stderr)
-    return 0
+    print(report.summary(), file=sys.stderr)  # failures name event indices, 1 = the first event
+    return 0 if report.ok else 1

@@ -1,7 +1,9 @@
-"""scripts/kafka-local: one real broker per state folder, found again by status, stopped by PID."""
+"""scripts/kafka-local: one real broker per state folder, found again by status, stopped by PID;
+restarted with its data and ports, or wiped with --fresh."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
@@ -9,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaConsumer
 
 from tests.conftest import KAFKA_LOCAL
 
@@ -65,3 +68,59 @@ def test_missing_jars_fail_with_the_artifact_named(tmp_path: Path) -> None:
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("kafka-local: error: could not fetch the Kafka jars")
     assert "org.apache.kafka:kafka_2.13:jar:0.0.1-missing" in last
+
+
+def kcat(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["kcat", *args], capture_output=True, text=True, timeout=60,
+                          input=input)
+
+
+async def read_with_scram(sasl_bootstrap: str, topic: str) -> list[bytes]:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=sasl_bootstrap,
+                                security_protocol="SASL_PLAINTEXT",
+                                sasl_mechanism="SCRAM-SHA-512", sasl_plain_username="alice",
+                                sasl_plain_password="alice-secret", auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        batches = await consumer.getmany(timeout_ms=10_000)
+        return [r.value for records in batches.values() for r in records]
+    finally:
+        await consumer.stop()
+
+
+def test_restart_keeps_cluster_data_and_ports_fresh_wipes_them(tmp_path: Path) -> None:
+    folder = tmp_path / "broker"
+    state = str(folder)
+    first = run("start", "--sasl", "--dir", state)
+    assert first.returncode == 0, first.stderr
+    bootstrap = first.stdout.strip()
+    sasl = (folder / "sasl_bootstrap").read_text().strip()
+    try:
+        assert kcat("-P", "-b", bootstrap, "-t", "kept", input="still here\n").returncode == 0
+        pid = int((folder / "broker.pid").read_text())
+        assert run("stop", "--keep", "--dir", state).returncode == 0
+        assert not alive(pid)
+        assert "not 1" in run("start", "--port", "1", "--dir", state).stderr  # not its port
+
+        again = run("start", "--dir", state)  # no --sasl: the kept config still has it
+        assert again.returncode == 0, again.stderr
+        assert again.stdout.strip() == bootstrap  # stdout: the address only, the same one
+        assert "restarting the cluster kept in" in again.stderr
+        assert (folder / "sasl_bootstrap").read_text().strip() == sasl
+        read = kcat("-C", "-b", bootstrap, "-t", "kept", "-e", "-q")
+        assert read.stdout == "still here\n", read.stderr
+        # SCRAM users live in the cluster metadata: they survive the restart too
+        assert asyncio.run(read_with_scram(sasl, "kept")) == [b"still here"]
+        refused = run("start", "--fresh", "--dir", state)
+        assert refused.returncode == 1 and "stop it before" in refused.stderr
+
+        assert run("stop", "--keep", "--dir", state).returncode == 0
+        fresh = run("start", "--fresh", "--dir", state)
+        assert fresh.returncode == 0, fresh.stderr
+        assert "restarting" not in fresh.stderr
+        assert not (folder / "sasl_bootstrap").exists()  # formatted without --sasl this time
+        listed = kcat("-L", "-b", fresh.stdout.strip(), "-m", "10")
+        assert "1 brokers:" in listed.stdout and '"kept"' not in listed.stdout
+    finally:
+        run("stop", "--dir", state)
+    assert not folder.exists()
