@@ -88,8 +88,9 @@ async def sample_readiness(app: App, settings: Settings, readiness: Readiness) -
         if position is None:
             continue
         lag = max(0, ends[partition] - position)
-        if lag and await consumer.probe.is_real_gap(tp.topic, partition, position,
-                                                    ends[partition]):
+        still = readiness.progress.get(partition, (None, 0.0))[0] == position
+        if lag and still and await consumer.probe.is_real_gap(tp.topic, partition, position,
+                                                              ends[partition]):
             lag = 0  # only transaction markers (or deleted records) left before the end
         metrics.CONSUMER_LAG.labels(partition=str(partition)).set(lag)
         if readiness.stalled(partition, position, lag, now):

@@ -181,11 +181,13 @@ async def latest_by_key(bootstrap: str, topic: str) -> dict[bytes, bytes]:
     return {r.key: r.value for r in await read_to_end(bootstrap, topic)}
 
 
-async def read_to_end(bootstrap: str, topic: str) -> list[Any]:
+async def read_to_end(bootstrap: str, topic: str,
+                      isolation_level: str = "read_uncommitted") -> list[Any]:
     """Every record of every partition of ``topic`` up to its current end, in offset order per
     partition."""
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
-                                enable_auto_commit=False, auto_offset_reset="earliest")
+                                enable_auto_commit=False, auto_offset_reset="earliest",
+                                isolation_level=isolation_level)
     await consumer.start()
     try:
         for _ in range(100):

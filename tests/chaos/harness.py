@@ -18,14 +18,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer
 
 from agents.kafka import owner_partition
 from streams.events import SocialEvent, decode_message
 from streams.replay import replay
 from streams.simulator import simulate
 from streams.state import CampaignState
-from tests.conftest import Deployment, by_label, latest_by_key, scrape
+from tests.conftest import Deployment, by_label, latest_by_key, read_to_end, scrape
 
 HOUR_MS = 3_600_000
 DELIVERY = {"impression", "click", "conversion", "spend", "comment"}
@@ -43,26 +42,9 @@ def traffic(campaigns: int = 6, hours: float = 6, seed: int = 41) -> list[tuple[
 
 
 async def committed_records(bootstrap: str, topic: str) -> list[Any]:
-    """Every record a read_committed reader finds in ``topic`` now, per partition in order."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
-                                enable_auto_commit=False, auto_offset_reset="earliest",
-                                isolation_level="read_committed")
-    await consumer.start()
-    try:
-        for _ in range(100):
-            if consumer.assignment():
-                break
-            await consumer.getmany(timeout_ms=100)
-        tps = list(consumer.assignment())
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        records: list[Any] = []
-        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-            for batch in (await consumer.getmany(timeout_ms=1000)).values():
-                records.extend(batch)
-        return sorted(records, key=lambda r: (r.partition, r.offset))
-    finally:
-        await consumer.stop()
+    """Every record a read_committed reader finds in ``topic`` now, by partition and offset."""
+    records = await read_to_end(bootstrap, topic, isolation_level="read_committed")
+    return sorted(records, key=lambda r: (r.partition, r.offset))
 
 
 @dataclass
