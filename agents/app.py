@@ -249,5 +249,9 @@ def create_app(settings: Settings) -> App:
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_in_thread=False,
+        # Faust's /table (table contents) and /router (cluster layout) endpoints: unused here, and
+        # table_route forwarding of /campaigns/{id} does not need them.
+        web_tables_enabled=False,
+        web_router_enabled=False,
         autodiscover=False,
     )

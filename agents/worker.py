@@ -6,7 +6,7 @@ import asyncio
 
 import faust
 
-from agents import ingest, monitor, web
+from agents import ingest, logs, monitor, web
 from agents.app import App, create_app
 from agents.kafka import ensure_topics
 from agents.state import DurableState
@@ -30,11 +30,15 @@ def build(settings: Settings) -> App:
 
 def run_worker(settings: Settings) -> int:
     """Blocks until SIGTERM/SIGINT; Faust then finishes in-flight events and commits."""
+    # Before anything logs: the JSON format from the first line, one line per malformed request.
+    logging_config = logs.setup(settings.log_format, settings.log_level)
     # Pre-create topics: Faust crashes on a source topic auto-created with another count.
     asyncio.run(ensure_topics(settings))
     asyncio.set_event_loop(asyncio.new_event_loop())
     app = build(settings)
-    worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True)
+    # quiet: no banner or status lines on stdout; everything else Faust says is a log record.
+    worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True,
+                          logging_config=logging_config)
     # Faust's terminal spinner lowers the root logger to DEBUG so that it can spin on every log
     # record: a LogRecord per Kafka message, 7% of a worker's time.  A service needs no spinner.
     worker.spinner = None

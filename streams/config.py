@@ -19,10 +19,15 @@ ENV_PREFIX = "SOCIALSTREAM_"
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+LogFormat = Literal["text", "json"]
+
+# A bearer token shorter than this is refused: it would be guessable.
+MIN_TOKEN_LENGTH = 16
 
 
-def _doc(text: str, default: Any) -> Any:
-    return field(default=default, metadata={"doc": text})
+def _doc(text: str, default: Any, *, secret: bool = False) -> Any:
+    # A secret stays out of repr(settings), so that logging a Settings object cannot leak it.
+    return field(default=default, metadata={"doc": text}, repr=not secret)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,10 +54,17 @@ class Settings:
     web_host: str = _doc("Interface the worker's HTTP server (/metrics, /healthz) binds to.",
                          "127.0.0.1")
     web_port: int = _doc("Port of the worker's HTTP server.", 6066)
+    web_token: str = _doc("Token the worker's HTTP endpoints require as `Authorization: "
+                          "Bearer` credentials (16+ printable ASCII characters, no spaces), "
+                          "except /healthz, /readyz and /metrics, which stay open for probes and "
+                          "scrapers; empty: no authentication.", "", secret=True)
     dry_run: bool = _doc("Publish recommendations marked dry_run: for review, not automation.",
                          False)
     data_dir: str = _doc("Directory for the worker's local state.", "socialstream-data")
     log_level: str = _doc("Worker log level (debug, info, warning, error).", "info")
+    log_format: LogFormat = _doc("Worker log format: text (human-readable lines) or json (one "
+                                 "JSON object per line: time, level, logger, message, and "
+                                 "topic, partition, offset, campaign when known).", "text")
     security_protocol: SecurityProtocol = _doc(
         "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.", "PLAINTEXT")
     ssl_cafile: str = _doc("CA bundle that signs the brokers' certificates (SSL, SASL_SSL).", "")
@@ -60,7 +72,7 @@ class Settings:
     ssl_keyfile: str = _doc("Private key of the client certificate (optional).", "")
     sasl_mechanism: SaslMechanism = _doc("PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.", "PLAIN")
     sasl_username: str = _doc("SASL user name (SASL_PLAINTEXT, SASL_SSL).", "")
-    sasl_password: str = _doc("SASL password (SASL_PLAINTEXT, SASL_SSL).", "")
+    sasl_password: str = _doc("SASL password (SASL_PLAINTEXT, SASL_SSL).", "", secret=True)
 
     def __post_init__(self) -> None:
         if self.partitions < 1:
@@ -69,7 +81,11 @@ class Settings:
             raise ConfigError(f"replication_factor must be >= 1, got {self.replication_factor}")
         if not 0 < self.web_port < 65536:
             raise ConfigError(f"web_port must be a TCP port, got {self.web_port}")
-        for name in ("security_protocol", "sasl_mechanism"):
+        if self.web_token and not _valid_token(self.web_token):
+            # The message never quotes the token: it would end up in logs.
+            raise ConfigError(f"web_token ({ENV_PREFIX}WEB_TOKEN) must be at least "
+                              f"{MIN_TOKEN_LENGTH} printable ASCII characters without spaces")
+        for name in ("security_protocol", "sasl_mechanism", "log_format"):
             allowed = get_args(_field_types()[name])
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be one of {', '.join(allowed)}, "
@@ -109,6 +125,11 @@ def _field_types() -> dict[str, Any]:
     import typing
 
     return typing.get_type_hints(Settings)
+
+
+def _valid_token(token: str) -> bool:
+    """Printable ASCII without spaces (what an HTTP header carries unchanged), long enough."""
+    return len(token) >= MIN_TOKEN_LENGTH and all("!" <= c <= "~" for c in token)
 
 
 def _parse(name: str, raw: str, kind: Any) -> Any:

@@ -31,3 +31,31 @@ def test_bad_settings_fail_with_a_clear_message(env: dict[str, str], message: st
 def test_settings_are_frozen() -> None:
     with pytest.raises(AttributeError):
         Settings().partitions = 3  # type: ignore[misc]
+
+
+def test_web_token_and_log_format_come_from_the_environment() -> None:
+    settings = Settings.from_env({"SOCIALSTREAM_WEB_TOKEN": "0123456789abcdef-XYZ",
+                                  "SOCIALSTREAM_LOG_FORMAT": "json"})
+    assert settings.web_token == "0123456789abcdef-XYZ"
+    assert settings.log_format == "json"
+    assert Settings().web_token == "" and Settings().log_format == "text"
+
+
+@pytest.mark.parametrize("token", ["short", "0123456789 abcdef", "0123456789abcdef\t",
+                                   "0123456789abcdéf"])
+def test_a_weak_or_unsendable_token_is_refused_without_quoting_it(token: str) -> None:
+    with pytest.raises(ConfigError, match=r"web_token .* at least 16 printable ASCII") as err:
+        Settings.from_env({"SOCIALSTREAM_WEB_TOKEN": token})
+    assert token not in str(err.value)
+
+
+def test_log_format_must_be_text_or_json() -> None:
+    with pytest.raises(ConfigError, match="log_format must be one of text, json"):
+        Settings.from_env({"SOCIALSTREAM_LOG_FORMAT": "xml"})
+
+
+def test_secrets_stay_out_of_the_repr() -> None:
+    settings = Settings(web_token="tok-0123456789abcdef", sasl_password="hunter2-password")
+    assert "tok-0123456789abcdef" not in repr(settings)
+    assert "hunter2-password" not in repr(settings)
+    assert "web_port=6066" in repr(settings)
