@@ -11,9 +11,12 @@ same whatever order the partitions were learned in, and can be compared one for 
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +27,7 @@ from streams.events import SocialEvent, decode_message
 from streams.replay import replay
 from streams.simulator import simulate
 from streams.state import CampaignState
-from tests.conftest import Deployment, by_label, latest_by_key, read_to_end, scrape
+from tests.conftest import ROOT, Deployment, by_label, latest_by_key, read_to_end, scrape
 
 HOUR_MS = 3_600_000
 DELIVERY = {"impression", "click", "conversion", "spend", "comment"}
@@ -155,3 +158,35 @@ def produce(dep: Deployment, keyed: list[tuple[bytes, bytes]], *args: str) -> No
 def processed(port: int) -> float:
     """Events this worker process applied (its own count: re-reads included)."""
     return float(sum(by_label(scrape(port), "socialstream_events_total", "type").values()))
+
+
+def produce_slowly(dep: Deployment, keyed: list[tuple[bytes, bytes]],
+                   per_second: int = 1000) -> tuple[subprocess.Popen[bytes], Future[float]]:
+    """`socialstream produce -` fed at about ``per_second`` events: input that keeps arriving
+    while a scenario runs.  Returns the process and when its input ended."""
+    producer = subprocess.Popen([sys.executable, "-m", "agents.cli", "produce", "-",
+                                 "--batch-size", "2"], env=dep.env(), cwd=ROOT,
+                                stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    pool = ThreadPoolExecutor(1)
+    fed = pool.submit(_feed, producer, [line for _, line in keyed], per_second)
+    pool.shutdown(wait=False)
+    return producer, fed
+
+
+def _feed(producer: subprocess.Popen[bytes], lines: list[bytes], per_second: int) -> float:
+    assert producer.stdin is not None
+    step = max(1, per_second // 10)
+    for start in range(0, len(lines), step):
+        producer.stdin.write(b"".join(line + b"\n" for line in lines[start:start + step]))
+        producer.stdin.flush()
+        time.sleep(0.1)
+    producer.stdin.close()
+    return time.monotonic()
+
+
+def finish(producer: subprocess.Popen[bytes]) -> tuple[int, str]:
+    """Wait for a producer started by produce_slowly: (exit code, its report line)."""
+    producer.wait(timeout=300)
+    assert producer.stderr is not None
+    lines = producer.stderr.read().decode(errors="replace").strip().splitlines()
+    return producer.returncode, lines[-1] if lines else ""

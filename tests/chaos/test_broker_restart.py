@@ -11,27 +11,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from tests.chaos.harness import processed, settle, traffic
-from tests.conftest import KAFKA_LOCAL, ROOT, Deployment, by_label, scrape, wait_until
+from tests.chaos.harness import finish, processed, produce_slowly, settle, traffic
+from tests.conftest import KAFKA_LOCAL, Deployment, by_label, scrape, wait_until
 
 pytestmark = pytest.mark.integration
-
-
-def feed(producer: subprocess.Popen[bytes], lines: list[bytes], per_second: int = 1000) -> float:
-    """Write the lines to the producer's stdin at about ``per_second``; when it finished."""
-    assert producer.stdin is not None
-    for start in range(0, len(lines), per_second // 10):
-        producer.stdin.write(b"".join(line + b"\n" for line in
-                                      lines[start:start + per_second // 10]))
-        producer.stdin.flush()
-        time.sleep(0.1)
-    producer.stdin.close()
-    return time.monotonic()
 
 
 def kafka_local(*args: str) -> str:
@@ -50,32 +37,25 @@ def test_broker_restart_mid_stream(tmp_path: Path, down_seconds: int) -> None:
         assert dep.cli("topics", "create").returncode == 0
         keyed = traffic(campaigns=8, hours=12, seed=61)
         port = dep.start_worker()
-        producer = subprocess.Popen([sys.executable, "-m", "agents.cli", "produce", "-",
-                                     "--batch-size", "2"], env=dep.env(), cwd=ROOT,
-                                    stdin=subprocess.PIPE, stderr=subprocess.PIPE)
-        with ThreadPoolExecutor(1) as pool:
-            feeding = pool.submit(feed, producer, [line for _, line in keyed])
-            assert wait_until(lambda: processed(port) >= 2000, timeout=120, every=0.1)
-            kafka_local("stop", "--keep", "--dir", str(broker))
-            stopped = time.monotonic()
-            time.sleep(down_seconds)
-            assert kafka_local("start", "--dir", str(broker)) == bootstrap
-            back = time.monotonic()
-            fed_until = feeding.result()
-        producer.wait(timeout=300)
-        assert producer.stderr is not None
-        report = producer.stderr.read().decode(errors="replace").strip().splitlines()[-1]
-        assert fed_until > stopped, "the producer's input ended before the broker stopped"
+        producer, fed = produce_slowly(dep, keyed)
+        assert wait_until(lambda: processed(port) >= 2000, timeout=120, every=0.1)
+        kafka_local("stop", "--keep", "--dir", str(broker))
+        stopped = time.monotonic()
+        time.sleep(down_seconds)
+        assert kafka_local("start", "--dir", str(broker)) == bootstrap
+        back = time.monotonic()
+        assert fed.result() > stopped, "the producer's input ended before the broker stopped"
+        code, report = finish(producer)
         restarted = dep.workers[-1].poll() is not None
         if restarted:  # exited during the outage: started again, as the restart policy does
             print(f"\n  worker exited with {dep.workers[-1].returncode}: "
                   f"{dep.log(port).strip().splitlines()[-1][:300]}")
             port = dep.start_worker()
         figures = settle(f"broker down {down_seconds} s", dep, back)
-        print(f"  producer exit {producer.returncode}: {report}; worker "
+        print(f"  producer exit {code}: {report}; worker "
               f"{'restarted' if restarted else 'rode it out'}")
         assert figures.exact, figures.line()
-        assert producer.returncode == 0 or "not delivered" in report, report
+        assert code == 0 or "not delivered" in report, report
     finally:
         dep.stop()
         kafka_local("stop", "--dir", str(broker))

@@ -17,7 +17,16 @@ from functools import partial
 import pytest
 
 from streams.training import Example, Trainer
-from tests.chaos.harness import committed_records, oracle, processed, produce, settle, traffic
+from tests.chaos.harness import (
+    committed_records,
+    finish,
+    oracle,
+    processed,
+    produce,
+    produce_slowly,
+    settle,
+    traffic,
+)
 from tests.conftest import Deployment, get_json, wait_until
 
 pytestmark = pytest.mark.integration
@@ -72,21 +81,32 @@ def test_kill_9_mid_backlog(deployment: Deployment, kills: int) -> None:
 
 @pytest.mark.parametrize("rounds", [1, pytest.param(3, marks=pytest.mark.chaos)])
 def test_one_two_one_workers_under_load(deployment: Deployment, rounds: int) -> None:
+    """Each round a new worker joins (1 -> 2) and the older one leaves (2 -> 1), as in a rolling
+    restart: every partition, the training partition included, moves to the newcomer."""
     deployment.partitions = 4
     assert deployment.cli("topics", "create").returncode == 0
-    keyed = traffic(campaigns=8, hours=4 * rounds, seed=52)
-    first = deployment.start_worker()
-    with ThreadPoolExecutor(1) as pool:
-        producing = pool.submit(produce, deployment, keyed, "--batch-size", "2")
-        for _ in range(rounds):
-            assert wait_until(lambda: processed(first) >= 2000, timeout=180, every=0.1)
-            second = deployment.start_worker()  # 1 -> 2: partitions (maybe the trainer) move
-            assert wait_until(partial(applied, second, 500), timeout=180, every=0.1)
-            proc = deployment.workers[-1]
-            proc.send_signal(signal.SIGTERM)  # 2 -> 1: they move back
-            proc.wait(timeout=60)
-            moved = time.monotonic()
-        producing.result()
+    keyed = traffic(campaigns=8, hours=8 * rounds, seed=52)
+    port = deployment.start_worker()
+    producer, _ = produce_slowly(deployment, keyed, per_second=500)
+    for _ in range(rounds):
+        assert wait_until(partial(applied, port, 2000), timeout=180, every=0.1)
+        older = deployment.workers[-1]
+        port = deployment.start_worker()  # 1 -> 2: some partitions move to the newcomer
+        assert wait_until(partial(applied, port, 500), timeout=180, every=0.1)
+        older.send_signal(signal.SIGTERM)  # 2 -> 1: the rest follow, the trainer too
+        older.wait(timeout=60)
+        moved = time.monotonic()
+    assert finish(producer)[0] == 0
     figures = settle(f"1 -> 2 -> 1 workers x{rounds}", deployment, moved)
     assert figures.exact, figures.line()
-    check_lineage(deployment, first, replay_version(deployment))
+    logs = [(deployment.tmp / f"worker-{p}.log").read_text(errors="replace")
+            for p in deployment.ports[1:]]
+    restored = sum("trainer restored at model version" in log for log in logs)
+    fresh = sum("the trainer starts from new models" in log for log in logs)
+    print(f"  the trainer moved to {restored + fresh} of {rounds} newcomers ({restored} from a "
+          f"snapshot, {fresh} from new models, re-learning the training topic)")
+    snapshots = len(asyncio.run(committed_records(deployment.bootstrap,
+                                                  f"models-{deployment.name}")))
+    print(f"  model snapshots published: {snapshots}")
+    assert restored + fresh == rounds  # the training partition moved every round
+    check_lineage(deployment, port, replay_version(deployment))
