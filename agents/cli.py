@@ -161,16 +161,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except KafkaConnectionError as exc:
-        settings = Settings.from_env()
+        settings = _settings(args)
         print(f"socialstream {args.command}: error: cannot connect to Kafka at "
-              f"{getattr(args, 'bootstrap_servers', None) or settings.bootstrap_servers} "
-              f"({settings.security_protocol}): {_one_line(exc)}", file=sys.stderr)
+              f"{settings.bootstrap_servers} ({settings.security_protocol}): "
+              f"{_tls_problem(settings) or _one_line(exc)}", file=sys.stderr)
         return 2
     except (StreamsError, KafkaError, OSError) as exc:
         print(f"socialstream {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _tls_problem(settings: Settings) -> str | None:
+    """A failed TLS handshake (an untrusted or misnamed broker certificate) in one line."""
+    from agents.kafka import tls_problem
+
+    try:
+        return tls_problem(settings)
+    except (OSError, ValueError):  # an unreadable CA file: the original error says more
+        return None
 
 
 def _one_line(exc: BaseException) -> str:

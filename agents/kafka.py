@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import socket
 import ssl
 from typing import Any
 
@@ -37,6 +38,40 @@ def ssl_context(settings: Settings) -> ssl.SSLContext | None:
                                                  certfile=settings.ssl_certfile or None,
                                                  keyfile=settings.ssl_keyfile or None)
     return context
+
+
+X509_V_ERR_HOSTNAME_MISMATCH = 62
+
+
+def tls_problem(settings: Settings, timeout: float = 5.0) -> str | None:
+    """Why a TLS handshake with the bootstrap servers fails, in the user's words, or None when it
+    succeeds or no server answers (the problem is then elsewhere).
+
+    aiokafka reports a failed bootstrap as one KafkaConnectionError without its cause, so the CLI
+    asks this after the fact, with the very context the clients were given.
+    """
+    context = ssl_context(settings)
+    if context is None:
+        return None
+    for server in settings.bootstrap_servers.split(","):
+        host, _, port = server.strip().rpartition(":")
+        host = host.strip("[]")
+        try:
+            with socket.create_connection((host, int(port)), timeout=timeout) as sock, \
+                    context.wrap_socket(sock, server_hostname=host):
+                return None
+        except ssl.SSLCertVerificationError as exc:
+            hint = ("does the broker's certificate name this host?"
+                    if exc.verify_code == X509_V_ERR_HOSTNAME_MISMATCH else
+                    "is SOCIALSTREAM_SSL_CAFILE the CA that signed the broker's certificate?")
+            return f"TLS certificate verification failed: {exc.verify_message} ({hint})"
+        except ssl.SSLError as exc:
+            reason = ("the server closed the connection" if isinstance(exc, ssl.SSLEOFError)
+                      else exc.reason or str(exc))
+            return f"TLS handshake failed: {reason} (is {server.strip()} a TLS listener?)"
+        except (OSError, ValueError):
+            continue
+    return None
 
 
 def client_options(settings: Settings) -> dict[str, Any]:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -63,6 +66,74 @@ def kafka_sasl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         subprocess.run([sys.executable, str(KAFKA_LOCAL), "stop", "--dir", str(state)],
                        capture_output=True, timeout=120)
+
+
+SCRAM_FIXED_LIBRDKAFKA = (2, 6, 1)
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
+
+
+@dataclass(frozen=True)
+class Kcat:
+    """Debian's ``kcat``, the non-Python client of the end-to-end tests.
+
+    Debian 12's kcat links librdkafka 2.0.2, whose SCRAM client repeats its own nonce in the
+    client-final-message (r=<client nonce><client nonce><server nonce>; librdkafka bug fixed in
+    2.6.1, confluentinc/librdkafka#4895).  Kafka 4 brokers compare that nonce exactly, as RFC 5802
+    asks, and refuse it as "invalid credentials" (older brokers only checked its suffix).  So for
+    a SCRAM command this runs the same kcat binary on the newer librdkafka that the
+    confluent-kafka wheel (dev extra) ships; every other command uses the stock library.
+    """
+
+    stock_librdkafka: str
+    scram_env: dict[str, str] | None  # None: the stock library is good enough, or none better
+
+    @property
+    def stock_speaks_scram(self) -> bool:
+        """Whether Debian's own librdkafka has the SCRAM fix."""
+        return _version(self.stock_librdkafka) >= SCRAM_FIXED_LIBRDKAFKA
+
+    def __call__(self, *args: str, input: bytes | None = None,
+                 timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
+        env = None
+        if any("SCRAM" in arg for arg in args):
+            if self.scram_env is not None:
+                env = self.scram_env
+            elif not self.stock_speaks_scram:
+                pytest.fail(f"kcat's librdkafka {self.stock_librdkafka} cannot authenticate with "
+                            "SCRAM to Kafka 4 (nonce bug, fixed in librdkafka 2.6.1), and no "
+                            "newer librdkafka was found: install the dev extra (confluent-kafka)",
+                            pytrace=False)
+        return subprocess.run(["kcat", *args], input=input, capture_output=True, timeout=timeout,
+                              env=env)
+
+
+@pytest.fixture(scope="session")
+def kcat(tmp_path_factory: pytest.TempPathFactory) -> Kcat:
+    """Run kcat with arguments; SCRAM commands get a librdkafka that speaks SCRAM to Kafka 4."""
+    if shutil.which("kcat") is None:
+        pytest.fail("kcat is not installed (Debian package kcat; scripts/setup installs it)",
+                    pytrace=False)
+    banner = subprocess.run(["kcat", "-V"], capture_output=True, text=True, timeout=30).stdout
+    found = re.search(r"librdkafka (\d+\.\d+\.\d+)", banner)
+    stock = found.group(1) if found else "0.0.0"
+    if _version(stock) >= SCRAM_FIXED_LIBRDKAFKA:
+        return Kcat(stock, None)
+    spec = importlib.util.find_spec("confluent_kafka")
+    for package in (spec.submodule_search_locations or []) if spec else []:
+        for library in sorted(Path(package).parent.glob("confluent_kafka.libs/librdkafka*.so*")):
+            libdir = tmp_path_factory.mktemp("librdkafka")
+            (libdir / "librdkafka.so.1").symlink_to(library)  # the name kcat was linked against
+            env = {**os.environ, "LD_LIBRARY_PATH": os.pathsep.join(
+                filter(None, [str(libdir), os.environ.get("LD_LIBRARY_PATH")]))}
+            banner = subprocess.run(["kcat", "-V"], capture_output=True, text=True, timeout=30,
+                                    env=env).stdout
+            found = re.search(r"librdkafka (\d+\.\d+\.\d+)", banner)
+            if found and _version(found.group(1)) >= SCRAM_FIXED_LIBRDKAFKA:
+                return Kcat(stock, env)
+    return Kcat(stock, None)
 
 
 def free_port() -> int:

@@ -1,5 +1,5 @@
 """scripts/kafka-local: one real broker per state folder, found again by status, stopped by PID;
-restarted with its data and ports, or wiped with --fresh."""
+restarted with its data, ports and certificates, or wiped with --fresh."""
 
 from __future__ import annotations
 
@@ -91,10 +91,13 @@ async def read_with_scram(sasl_bootstrap: str, topic: str) -> list[bytes]:
 def test_restart_keeps_cluster_data_and_ports_fresh_wipes_them(tmp_path: Path) -> None:
     folder = tmp_path / "broker"
     state = str(folder)
-    first = run("start", "--sasl", "--dir", state)
+    first = run("start", "--sasl", "--tls", "--dir", state)
     assert first.returncode == 0, first.stderr
     bootstrap = first.stdout.strip()
     sasl = (folder / "sasl_bootstrap").read_text().strip()
+    ssl = (folder / "ssl_bootstrap").read_text().strip()
+    ca = (folder / "ca.pem").read_text()
+    tls = ["-X", "security.protocol=ssl", "-X", f"ssl.ca.location={folder / 'ca.pem'}"]
     try:
         assert kcat("-P", "-b", bootstrap, "-t", "kept", input="still here\n").returncode == 0
         pid = int((folder / "broker.pid").read_text())
@@ -102,12 +105,16 @@ def test_restart_keeps_cluster_data_and_ports_fresh_wipes_them(tmp_path: Path) -
         assert not alive(pid)
         assert "not 1" in run("start", "--port", "1", "--dir", state).stderr  # not its port
 
-        again = run("start", "--dir", state)  # no --sasl: the kept config still has it
+        again = run("start", "--dir", state)  # no --sasl --tls: the kept config still has them
         assert again.returncode == 0, again.stderr
         assert again.stdout.strip() == bootstrap  # stdout: the address only, the same one
         assert "restarting the cluster kept in" in again.stderr
         assert (folder / "sasl_bootstrap").read_text().strip() == sasl
+        assert (folder / "ssl_bootstrap").read_text().strip() == ssl
+        assert (folder / "ca.pem").read_text() == ca  # the same CA: clients keep trusting it
         read = kcat("-C", "-b", bootstrap, "-t", "kept", "-e", "-q")
+        assert read.stdout == "still here\n", read.stderr
+        read = kcat("-C", "-b", ssl, *tls, "-t", "kept", "-e", "-q")
         assert read.stdout == "still here\n", read.stderr
         # SCRAM users live in the cluster metadata: they survive the restart too
         assert asyncio.run(read_with_scram(sasl, "kept")) == [b"still here"]
@@ -119,8 +126,14 @@ def test_restart_keeps_cluster_data_and_ports_fresh_wipes_them(tmp_path: Path) -
         assert fresh.returncode == 0, fresh.stderr
         assert "restarting" not in fresh.stderr
         assert not (folder / "sasl_bootstrap").exists()  # formatted without --sasl this time
+        assert not (folder / "ssl_bootstrap").exists() and not (folder / "ca.pem").exists()
         listed = kcat("-L", "-b", fresh.stdout.strip(), "-m", "10")
         assert "1 brokers:" in listed.stdout and '"kept"' not in listed.stdout
+
+        assert run("stop", "--keep", "--dir", state).returncode == 0
+        no_tls = run("start", "--tls", "--dir", state)
+        assert no_tls.returncode == 1
+        assert "without the SSL listener(s): add --fresh" in no_tls.stderr, no_tls.stderr
     finally:
         run("stop", "--dir", state)
     assert not folder.exists()
