@@ -32,7 +32,8 @@ from streams.policy import campaign_view
 # aiohttp refuses a charset inside content_type; Prometheus' text format is UTF-8 by definition.
 CONTENT_TYPE = "text/plain; version=0.0.4"
 
-# Open without a token: liveness and readiness probes, Prometheus.
+# Open without a token: liveness and readiness probes, and Prometheus unless
+# SOCIALSTREAM_WEB_TOKEN_METRICS puts /metrics behind the token too.
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 # What aiohttp writes as the Server header of the 400s it answers itself (requests it cannot
 # parse never reach the app, its middlewares or its signals); its default names the versions.
@@ -61,14 +62,14 @@ def unauthorized() -> aioweb.Response:
         headers={hdrs.WWW_AUTHENTICATE: 'Bearer realm="socialstream"'})
 
 
-def require_token(token: str) -> Middleware:
-    """aiohttp middleware: every route but ``OPEN_PATHS`` needs the bearer token (unknown paths
+def require_token(token: str, open_paths: frozenset[str] = OPEN_PATHS) -> Middleware:
+    """aiohttp middleware: every route but ``open_paths`` needs the bearer token (unknown paths
     too: they answer 401, not 404, which says nothing about which paths exist)."""
 
     @aioweb.middleware
     async def check_token(request: aioweb.Request, handler: Handler) -> aioweb.StreamResponse:
         resource = request.match_info.route.resource  # the route that would answer (None: 404)
-        if (resource is not None and resource.canonical in OPEN_PATHS) or authorized(
+        if (resource is not None and resource.canonical in open_paths) or authorized(
                 request.headers.get(hdrs.AUTHORIZATION), token):
             return await handler(request)
         return unauthorized()
@@ -80,10 +81,12 @@ async def drop_server_header(request: aioweb.Request, response: aioweb.StreamRes
     response.headers.popall(hdrs.SERVER, None)
 
 
-def secure(web_app: aioweb.Application, token: str) -> None:
-    """Require ``token`` (when set) on every path but ``OPEN_PATHS``; send no Server header."""
+def secure(web_app: aioweb.Application, token: str, metrics: bool = False) -> None:
+    """Require ``token`` (when set) on every path but ``OPEN_PATHS`` (and on /metrics too with
+    ``metrics``); send no Server header."""
     if token:
-        web_app.middlewares.append(require_token(token))
+        open_paths = OPEN_PATHS - {"/metrics"} if metrics else OPEN_PATHS
+        web_app.middlewares.append(require_token(token, open_paths))
     web_app.on_response_prepare.append(drop_server_header)
     # The 400s to unparsable requests are written by aiohttp's protocol handler, which fills in
     # the Server header from this module constant.
@@ -98,7 +101,7 @@ def attach(app: App, pipeline: Pipeline, input_topic: str, durable: DurableState
     driver = app.web
     if not isinstance(driver, AiohttpWeb):  # Faust's only driver; another would skip the checks
         raise RuntimeError(f"unexpected Faust web driver {type(driver).__name__}")
-    secure(driver.web_app, app.settings.web_token)
+    secure(driver.web_app, app.settings.web_token, app.settings.web_token_metrics)
 
     @app.page("/metrics")
     async def metrics(web: View, request: Request) -> Response:

@@ -58,6 +58,9 @@ class Settings:
                           "Bearer` credentials (16+ printable ASCII characters, no spaces), "
                           "except /healthz, /readyz and /metrics, which stay open for probes and "
                           "scrapers; empty: no authentication.", "", secret=True)
+    web_token_metrics: bool = _doc("Require the web token on /metrics too (Prometheus then sends "
+                                   "it: `authorization: {type: Bearer, credentials_file: ...}` "
+                                   "in its scrape config).", False)
     dry_run: bool = _doc("Publish recommendations marked dry_run: for review, not automation.",
                          False)
     data_dir: str = _doc("Directory for the worker's local state.", "socialstream-data")

@@ -72,11 +72,11 @@ async def ok(request: web.Request) -> web.Response:
     return web.json_response({"path": request.path})
 
 
-def make_app(token: str) -> web.Application:
+def make_app(token: str, metrics: bool = False) -> web.Application:
     app = web.Application()
     for path in (*OPEN_PATHS, "/models", "/campaigns/{campaign_id}"):
         app.router.add_get(path, ok)
-    secure(app, token)
+    secure(app, token, metrics)
     return app
 
 
@@ -108,6 +108,15 @@ async def test_token_required_except_on_probes(server_software: None) -> None:
             resp = await client.get(path)
             assert resp.status == 200, path
             assert "Server" not in resp.headers
+
+
+async def test_metrics_behind_the_token_when_asked(server_software: None) -> None:
+    async with TestClient(TestServer(make_app(TOKEN, metrics=True))) as client:
+        assert (await client.get("/metrics")).status == 401
+        resp = await client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert resp.status == 200
+        assert (await client.get("/healthz")).status == 200  # probes stay open
+        assert (await client.get("/readyz")).status == 200
 
 
 async def test_without_a_token_everything_is_open(server_software: None) -> None:
