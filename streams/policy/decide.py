@@ -1,111 +1,46 @@
 """Campaign decisions: from a campaign's state and the models' outputs, the recommendations worth
-sending, each through the same guardrails.
+sending, each through the same guardrails (streams/policy/guardrails.py).
 
 ``Policy.decide`` is pure given its inputs and called once per applied event, after the pipeline
 updated the state; it only looks at what that event could have changed, so it stays cheap.
 Everything it remembers (bandit posteriors, fatigue statistics, sentiment averages, cooldowns)
 lives in ``CampaignState.policy``: durable with the campaign, and deterministic for a given input
 stream and model lineage, so the same stream yields the same recommendation ids.
-
-Guardrails, for every action: minimum evidence (thresholds below), a cooldown per
-(campaign, action, target) in event time, a cap on the budget share moved at once, an expiry, and a
-dry-run flag that marks recommendations as not for automation.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 import random
-from dataclasses import dataclass, field
 from typing import Any, Final
 
 from streams.events import SocialEvent
 from streams.models.engagement import HOUR_MS, POST_HORIZON_MS, post_features
+from streams.policy.guardrails import (
+    ALERT_MIN_TEXTS,
+    FATIGUE_MIN_CLICKS,
+    FATIGUE_MIN_IMPRESSIONS,
+    MAX_SHIFT,
+    MIN_CONVERSIONS,
+    MIN_IMPRESSIONS,
+    REPLY_BATCH,
+    Emitter,
+)
+from streams.policy.recommendation import Recommendation
 from streams.state import CampaignState
 from streams.training import Models
-
-SCHEMA_VERSION: Final = 1
-ACTIONS: Final = ("shift_budget", "increase_budget", "decrease_budget", "pause_creative",
-                  "boost_post", "sentiment_alert", "respond_to_comments", "schedule_post",
-                  "promote_topic")
-
-REASONS: Final = {  # one stable reason code per action (the contract's `reason`)
-    "shift_budget": "bandit_best_creative",
-    "increase_budget": "cpa_below_average",
-    "decrease_budget": "cpa_above_average",
-    "pause_creative": "ctr_fatigue",
-    "boost_post": "early_engagement_above_prediction",
-    "sentiment_alert": "negative_surge",
-    "respond_to_comments": "negative_comments_waiting",
-    "schedule_post": "better_hours_predicted",
-    "promote_topic": "topic_engagement_predicted",
-}
 
 DISCOUNT: Final = 0.9999  # per impression of a creative: its old evidence fades as it changes
 THOMPSON_DRAWS: Final = 200
 PRIOR_IMPRESSIONS: Final = 1000.0  # impressions' worth of the campaign's rate in each prior
 SHARPNESS: Final = 3.0  # budget shares proportional to P(best) to this power
-MAX_SHIFT: Final = 0.2  # most budget share moved by one recommendation
-MIN_IMPRESSIONS: Final = 200  # per creative, before it takes part in a budget shift
-MIN_CONVERSIONS: Final = 10  # campaign, before budget up/down
 FATIGUE_DROP: Final = 0.4  # the drop in a creative's click-through that pause_creative is tuned to
 FATIGUE_THRESHOLD: Final = 5.0  # CUSUM log-likelihood ratio that confirms it
 FATIGUE_DISCOUNT: Final = 0.9999  # per impression: the reference follows slow changes
-FATIGUE_MIN_IMPRESSIONS: Final = 500
-FATIGUE_MIN_CLICKS: Final = 20
-ALERT_MIN_TEXTS: Final = 30
 ALERT_RISE: Final = 0.25  # fast negative share above the slow baseline
 ALERT_LEVEL: Final = 0.45  # and the fast negative share itself at least this
-REPLY_BATCH: Final = 5
 MAX_TOPICS: Final = 20
 LIFT_PRIOR: Final = 2  # posts' worth of "no different from the global model" in a topic's lift
-
-COOLDOWN_MS: Final = {"shift_budget": HOUR_MS // 2, "increase_budget": 6 * HOUR_MS,
-                      "decrease_budget": 6 * HOUR_MS, "pause_creative": 24 * HOUR_MS,
-                      "boost_post": 24 * HOUR_MS, "sentiment_alert": 2 * HOUR_MS,
-                      "respond_to_comments": 0, "schedule_post": 12 * HOUR_MS,
-                      "promote_topic": 12 * HOUR_MS}
-EXPIRY_MS: Final = {"shift_budget": 6 * HOUR_MS, "increase_budget": 12 * HOUR_MS,
-                    "decrease_budget": 12 * HOUR_MS, "pause_creative": 24 * HOUR_MS,
-                    "boost_post": 12 * HOUR_MS, "sentiment_alert": 6 * HOUR_MS,
-                    "respond_to_comments": 24 * HOUR_MS, "schedule_post": 7 * 24 * HOUR_MS,
-                    "promote_topic": 7 * 24 * HOUR_MS}
-
-
-@dataclass(frozen=True, slots=True)
-class Recommendation:
-    """One entry of the recommendations topic (DESIGN.md section 4)."""
-
-    recommendation_id: str
-    campaign_id: str
-    action: str
-    target: str
-    params: dict[str, Any]
-    reason: str
-    explanation: str
-    confidence: float
-    evidence: dict[str, Any]
-    model_versions: dict[str, int]
-    event_time: int
-    expires_at: int
-    dry_run: bool = False
-    schema_version: int = field(default=SCHEMA_VERSION)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"schema_version": self.schema_version,
-                "recommendation_id": self.recommendation_id, "campaign_id": self.campaign_id,
-                "action": self.action, "target": self.target, "params": self.params,
-                "reason": self.reason, "explanation": self.explanation,
-                "confidence": round(self.confidence, 4), "evidence": self.evidence,
-                "model_versions": self.model_versions, "event_time": self.event_time,
-                "expires_at": self.expires_at, "dry_run": self.dry_run}
-
-
-def recommendation_id(campaign_id: str, action: str, target: str, trigger: str) -> str:
-    """Deterministic: the same triggering event gives the same id however often it is seen."""
-    key = f"{campaign_id}|{action}|{target}|{trigger}".encode()
-    return hashlib.blake2b(key, digest_size=12).hexdigest()
 
 
 class Policy:
@@ -117,7 +52,7 @@ class Policy:
         """Recommendations this event makes due (most events make none)."""
         memory = state.policy
         found: list[Recommendation] = []
-        emit = _Emitter(self, state, event, models, found)
+        emit = Emitter(state, event, models, found, self.dry_run)
         kind = event.type
         if kind in ("impression", "click", "conversion"):
             self._bandit(memory, event)
@@ -153,7 +88,7 @@ class Policy:
             arms[cid][1] -= 1.0
 
     # -- fatigue: Bernoulli CUSUM on each creative's clicks ---------------------------------------
-    def _fatigue(self, memory: dict[str, Any], event: SocialEvent, emit: _Emitter) -> None:
+    def _fatigue(self, memory: dict[str, Any], event: SocialEvent, emit: Emitter) -> None:
         """Page's CUSUM for a drop of FATIGUE_DROP in click-through against the creative's own
         reference rate: the quickest detection for a given false-alarm rate (with clicks in the
         single digits per 100 impressions, comparing windows paused healthy creatives daily).
@@ -194,7 +129,7 @@ class Policy:
             f[2], f[3], f[4] = 0.0, 0, 0
 
     def _shift(self, memory: dict[str, Any], state: CampaignState, event: SocialEvent,
-               emit: _Emitter) -> None:
+               emit: Emitter) -> None:
         known = memory.get("arms", {})
         arms = {c: a for c, a in known.items()
                 if state.creatives.get(c, [0])[0] >= MIN_IMPRESSIONS}
@@ -255,7 +190,7 @@ class Policy:
 
     # -- pacing: cost per result against the campaign's own history --------------------------
     def _pacing(self, memory: dict[str, Any], state: CampaignState, event: SocialEvent,
-                emit: _Emitter) -> None:
+                emit: Emitter) -> None:
         # spend and conversions (both exponentially weighted), conversions at the last spend
         recent = memory.setdefault("recent", [0.0, 0.0, 0])
         conversions = sum(int(s[2]) for s in state.creatives.values())
@@ -282,7 +217,7 @@ class Policy:
 
     # -- community: negative surges and comments that need a reply ----------------------------
     def _sentiment(self, memory: dict[str, Any], state: CampaignState, predicted: str,
-                   emit: _Emitter) -> None:
+                   emit: Emitter) -> None:
         avg = memory.setdefault("negative", [0.0, 0.0, 0])  # fast, slow, texts seen
         negative = 1.0 if predicted == "negative" else 0.0
         avg[2] += 1
@@ -308,7 +243,7 @@ class Policy:
             if rec is not None:
                 waiting.clear()  # handed over: the next batch starts empty
 
-    def _boost(self, state: CampaignState, event: SocialEvent, emit: _Emitter) -> None:
+    def _boost(self, state: CampaignState, event: SocialEvent, emit: Emitter) -> None:
         post = state.pending_posts.get(event.post_id or "")
         if post is None:
             return
@@ -340,7 +275,7 @@ class Policy:
             del lifts[next(iter(lifts))]
 
     def _content(self, memory: dict[str, Any], state: CampaignState, event: SocialEvent,
-                 models: Models, emit: _Emitter) -> None:
+                 models: Models, emit: Emitter) -> None:
         post = state.pending_posts.get(event.post_id or "")
         if post is None or models.posts.version < 20:  # no predictions worth acting on yet
             return
@@ -387,55 +322,3 @@ class Policy:
                  params={"topic": best, "segment": segment,
                          "ranking": sorted(seen, key=lambda t: -score[t])[:5]},
                  evidence={"predicted": {t: round(v, 2) for t, v in sorted(score.items())}})
-
-
-class _Emitter:
-    """Applies the guardrails shared by every action and records what passes."""
-
-    def __init__(self, policy: Policy, state: CampaignState, event: SocialEvent, models: Models,
-                 found: list[Recommendation]) -> None:
-        self.policy, self.state, self.event, self.models, self.found = (
-            policy, state, event, models, found)
-
-    def __call__(self, action: str, target: str, explanation: str,
-                 confidence: float, params: dict[str, Any], evidence: dict[str, Any],
-                 trigger: str | None = None) -> Recommendation | None:
-        cooldowns = self.state.policy.setdefault("cooldown", {})
-        key = f"{action}|{target}"
-        now = self.event.ts_ms
-        if cooldowns.get(key, -1) > now:
-            return None
-        cooldowns[key] = now + COOLDOWN_MS[action]
-        if len(cooldowns) > 200:  # bounded: forget the expired ones
-            for k in [k for k, until in cooldowns.items() if until <= now]:
-                del cooldowns[k]
-        rec = Recommendation(
-            recommendation_id(self.state.campaign_id, action, target,
-                              trigger or self.event.event_id),
-            self.state.campaign_id, action, target, params, REASONS[action], explanation,
-            max(0.0, min(1.0, confidence)), evidence, self.models.versions(), now,
-            now + EXPIRY_MS[action], self.policy.dry_run)
-        self.found.append(rec)
-        latest = self.state.policy.setdefault("latest", [])
-        latest.append({k: v for k, v in rec.to_dict().items() if k in LATEST_FIELDS})
-        del latest[:-LATEST]
-        return rec
-
-
-LATEST: Final = 5  # recommendations kept per campaign for its live view
-LATEST_FIELDS: Final = ("recommendation_id", "action", "target", "reason", "explanation",
-                        "confidence", "event_time", "expires_at")
-
-
-def campaign_view(state: CampaignState) -> dict[str, Any]:
-    """A campaign's live state for people: totals, creatives, sentiment, latest recommendations."""
-    creatives = {cid: {"impressions": int(s[0]), "clicks": int(s[1]), "conversions": int(s[2]),
-                       "spend": round(s[3], 2), "ctr": round(s[1] / s[0], 4) if s[0] else None}
-                 for cid, s in sorted(state.creatives.items())}
-    return {"campaign_id": state.campaign_id, "event_time": state.last_ts_ms,
-            "events": dict(state.counts), "spend": round(state.spend, 2),
-            "revenue": round(state.revenue, 2), "creatives": creatives,
-            "budget_shares": state.policy.get("shares"),
-            "sentiment": dict(state.sentiment),
-            "negative_comments_waiting": len(state.negative_comments),
-            "recommendations": list(reversed(state.policy.get("latest", [])))}
