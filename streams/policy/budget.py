@@ -1,0 +1,50 @@
+"""The campaign's total budget (``increase_budget``, ``decrease_budget``): pacing by cost per
+conversion, recent against the campaign's own history.
+
+A campaign's own average is the benchmark because costs differ by orders of magnitude between
+platforms, audiences and products: a recent cost per conversion well below it says money is
+buying results cheaply now (raise while it lasts), well above it says the audience or the
+creatives are wearing out (lower until it recovers).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from streams.events import SocialEvent
+from streams.policy.guardrails import MAX_SHIFT, MIN_CONVERSIONS, Emitter
+from streams.state import CampaignState
+
+RECENT_DECAY: Final = 0.9  # per spend event: the weight left on what came before
+CHEAP: Final = 0.7  # recent cost per conversion below this share of the average: increase
+DEAR: Final = 1.4  # above this share of it: decrease
+
+
+def pace(memory: dict[str, Any], state: CampaignState, event: SocialEvent,
+         emit: Emitter) -> None:
+    """On each spend event: update the recent cost per conversion and recommend a change when it
+    is far from the campaign's average, once the campaign has MIN_CONVERSIONS conversions."""
+    # spend and conversions (both exponentially weighted), conversions at the last spend
+    recent = memory.setdefault("recent", [0.0, 0.0, 0])
+    conversions = sum(int(s[2]) for s in state.creatives.values())
+    recent_spend = recent[0] * RECENT_DECAY + (event.amount or 0.0)
+    recent_conv = conversions - recent[2]
+    recent[0], recent[1], recent[2] = (recent_spend, recent[1] * RECENT_DECAY + recent_conv,
+                                       conversions)
+    if conversions < MIN_CONVERSIONS or state.spend <= 0 or recent[1] < 1:
+        return
+    cpa_all = state.spend / conversions
+    cpa_recent = recent[0] / recent[1]
+    ratio = cpa_recent / cpa_all
+    evidence = {"cpa_recent": round(cpa_recent, 2), "cpa_campaign": round(cpa_all, 2),
+                "conversions": conversions, "spend": round(state.spend, 2)}
+    if ratio < CHEAP:
+        emit("increase_budget", state.campaign_id,
+             f"Recent cost per conversion is {1 - ratio:.0%} below the campaign's average: "
+             "raise the budget while it lasts.", min(1.0, 1.3 - ratio),
+             params={"change": round(min(MAX_SHIFT, 1 - ratio), 4)}, evidence=evidence)
+    elif ratio > DEAR:
+        emit("decrease_budget", state.campaign_id,
+             f"Recent cost per conversion is {ratio - 1:.0%} above the campaign's average: "
+             "lower the budget until it recovers.", min(1.0, ratio / 2),
+             params={"change": round(-min(MAX_SHIFT, ratio - 1), 4)}, evidence=evidence)
