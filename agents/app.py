@@ -99,18 +99,26 @@ class SnapshottingConsumer(faust_aiokafka.Consumer):
         await self.probe.stop()
 
     async def perform_seek(self) -> None:
-        """After an assignment: expect each agent partition's committed offset next; one never
-        committed is read from its beginning (aiokafka leaves it wherever it was)."""
+        """After an assignment: expect each agent partition's committed offset next.  One never
+        committed, or committed below the log start (retention, DeleteRecords), is read from
+        the log start: aiokafka leaves the first wherever it was, and resets the second only
+        after a failed fetch, racing Faust's own seeks."""
         await super().perform_seek()
         self._expected.clear()
         sequenced: set[str] = getattr(self.app, "sequenced_topics", set())
         mine = [tp for tp in self.assignment() if tp.topic in sequenced]
-        fresh = [tp for tp in mine if self._committed_offset[tp] is None]
-        start = await self.earliest_offsets(*fresh) if fresh else {}
-        for tp, offset in start.items():
-            await self.seek(tp, offset)
-        self._expected.update(start)
-        self._expected.update({tp: self._committed_offset[tp] for tp in mine if tp not in start})
+        earliest = await self.earliest_offsets(*mine) if mine else {}
+        for tp in mine:
+            committed = self._committed_offset[tp]
+            start = earliest.get(tp, 0)
+            if committed is None:
+                await self.seek(tp, start)
+            elif committed < start:
+                # Below the log start: aiokafka's reset (auto_offset_reset=earliest) reads from
+                # the log start already.  The offsets in between are gone: Faust must count them
+                # as done, or its head-gap check never lets a commit (nor a snapshot) happen.
+                await self._add_gap(tp, committed, start - 1)
+            self._expected[tp] = start if committed is None or committed < start else committed
 
     def next_offset(self, tp: Any) -> int | None:
         """The next offset of ``tp`` the agents will handle (None before the first)."""
@@ -128,18 +136,25 @@ class SnapshottingConsumer(faust_aiokafka.Consumer):
         pinned = self._pins.pinned.get(tp)
         if pinned is not None and time.monotonic() - pinned[1] <= 5.0:
             return False  # prefetched before the seek back: the re-read is on its way
-        if await self.probe.is_real_gap(tp.topic, tp.partition, expected, offset):
-            metrics.OFFSET_GAPS.inc()
-            self._accept(tp, offset)
-            return True
+        first = await self.probe.first_readable(tp.topic, tp.partition, expected, offset)
         if self._expected.get(tp) != expected:  # moved on while the probe looked
             return await self.in_sequence(tp, offset)
-        log.warning("%s: got offset %s, expected %s, and the log holds records in between "
+        if first is None:  # nothing readable in between: markers, compaction, a moved start
+            metrics.OFFSET_GAPS.inc()
+            await self._add_gap(tp, expected, offset - 1)  # done, as far as commits go
+            self._accept(tp, offset)
+            return True
+        if first > expected:
+            await self._add_gap(tp, expected, first - 1)
+        # Records from `first` on were dropped; the stretch before it holds nothing readable
+        # (below a moved log start, say), so the re-read starts there and is expected there.
+        log.warning("%s: got offset %s, expected %s, and the log holds records from %s "
                     "(dropped around a rebalance): reading again from %s",
-                    tp, offset, expected, expected)
+                    tp, offset, expected, first, first)
         metrics.REREADS.inc()
-        self._pins.pinned[tp] = (expected, time.monotonic())
-        await self.seek(tp, expected)
+        self._expected[tp] = first
+        self._pins.pinned[tp] = (first, time.monotonic())
+        await self.seek(tp, first)
         return False
 
     def _accept(self, tp: Any, offset: int) -> None:

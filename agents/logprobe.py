@@ -62,16 +62,24 @@ class LogProbe:
     async def is_real_gap(self, topic: str, partition: int, low: int, high: int) -> bool:
         """True when no record a ``read_committed`` reader can see lies at offsets [low, high)
         of the partition (markers, aborted records, compaction, a log start moved past low)."""
+        return await self.first_readable(topic, partition, low, high) is None
+
+    async def first_readable(self, topic: str, partition: int, low: int, high: int) -> int | None:
+        """The first offset in [low, high) holding a record a ``read_committed`` reader sees,
+        or None when there is none (or the log could not be read that far: then [low, high) is
+        taken as holding records only if one was seen)."""
         tp = TopicPartition(topic, partition)
         seen = self._seen.get(tp)
         # Only "empty" is taken from memory: gaps only ever grow (compaction, deletion), so a
         # stretch once seen holding records is looked at again.
         if seen is not None and seen.empty_between(low, high):
-            return True
+            return None
         async with self._lock:
-            seen = await self._read_from(tp, low)
+            seen = await asyncio.wait_for(self._read_from(tp, low), 30)
         self._seen[tp] = seen
-        return seen.empty_between(low, high) is True
+        if seen.empty_between(low, high):
+            return None
+        return next((o for o in seen.offsets if low <= o < high), low)
 
     async def _read_from(self, tp: TopicPartition, offset: int) -> Seen:
         consumer = await self._client()

@@ -89,8 +89,8 @@ async def sample_readiness(app: App, settings: Settings, readiness: Readiness) -
             continue
         lag = max(0, ends[partition] - position)
         still = readiness.progress.get(partition, (None, 0.0))[0] == position
-        if lag and still and await consumer.probe.is_real_gap(tp.topic, partition, position,
-                                                              ends[partition]):
+        if lag and still and await asyncio.wait_for(consumer.probe.is_real_gap(
+                tp.topic, partition, position, ends[partition]), 30):
             lag = 0  # only transaction markers (or deleted records) left before the end
         metrics.CONSUMER_LAG.labels(partition=str(partition)).set(lag)
         if readiness.stalled(partition, position, lag, now):
@@ -110,7 +110,11 @@ def attach(app: App, settings: Settings, pipeline: Pipeline) -> None:
     @app.timer(SAMPLE_SECONDS)  # type: ignore[untyped-decorator]
     async def sample() -> None:
         metrics.ACTIVE_CAMPAIGNS.set(len(pipeline.store.campaigns))
-        reasons = await sample_readiness(app, settings, readiness)
+        try:
+            reasons = await sample_readiness(app, settings, readiness)
+        except Exception as exc:  # a probe that timed out: the broker did not answer in time
+            log.warning("readiness: could not sample: %r", exc)
+            reasons = {"broker_unreachable"}
         if reasons != readiness.reasons:
             log.info("readiness: %s", "ready" if not reasons else
                      "not ready (" + ", ".join(sorted(reasons)) + ")")

@@ -78,7 +78,7 @@ class CampaignState:
     # Model-derived aggregates (they depend on the model version that scored each text).
     sentiment: Counter[str] = field(default_factory=Counter)
     negative_comments: list[str] = field(default_factory=list)
-    # What the policy remembers (streams/policy.py): posteriors, fatigue statistics, cooldowns.
+    # What the policy remembers (streams/policy/): posteriors, fatigue statistics, cooldowns.
     policy: dict[str, Any] = field(default_factory=dict)
     _recent: set[int] = field(default_factory=set, repr=False, compare=False)
 

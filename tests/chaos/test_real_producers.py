@@ -173,4 +173,3 @@ def test_committed_offset_below_the_log_start(deployment: Deployment) -> None:
                      expected=expected)
     assert figures.exact, figures.line()
     assert len(rest) > 500 and processed(port) == len(rest)
-    assert scrape(port)[("socialstream_consumer_rereads_total", ())] == 0

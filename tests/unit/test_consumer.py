@@ -6,6 +6,7 @@ rebalance).  The log probe is replaced here; tests/chaos runs it against a real 
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import Any, cast
 from unittest.mock import AsyncMock
 
 from aiokafka import TopicPartition
@@ -21,9 +22,15 @@ class Fake(SimpleNamespace):
     _accept = SnapshottingConsumer._accept
 
 
-def consumer(expected: dict[str, int], real_gap: bool = False) -> Fake:
-    return Fake(_expected=dict(expected), seek=AsyncMock(), _pins=PinnedReadOffsets(),
-                probe=SimpleNamespace(is_real_gap=AsyncMock(return_value=real_gap)))
+def consumer(expected: dict[Any, int], first_readable: int | str | None = "low") -> Fake:
+    """``first_readable``: what the log probe finds first in the gap: None for nothing (a real
+    gap), "low" (default) for the expected offset itself (every message in it was dropped)."""
+    async def first(topic: str, partition: int, low: int, high: int) -> int | None:
+        return low if first_readable == "low" else cast(int | None, first_readable)
+
+    return Fake(_expected=dict(expected), seek=AsyncMock(), _add_gap=AsyncMock(),
+                _pins=PinnedReadOffsets(),
+                probe=SimpleNamespace(first_readable=AsyncMock(side_effect=first)))
 
 
 async def check(fake: Fake, offset: int) -> bool:
@@ -66,11 +73,24 @@ async def test_an_unknown_partition_starts_at_the_first_message() -> None:
 
 
 async def test_a_gap_the_log_confirms_is_handled_without_reading_again() -> None:
-    fake = consumer({TP: 12}, real_gap=True)  # offset 12 is a transaction's commit marker
+    fake = consumer({TP: 12}, first_readable=None)  # offset 12 is a transaction's commit marker
     gaps, rereads = metrics.OFFSET_GAPS._value.get(), metrics.REREADS._value.get()
     assert await check(fake, 13) is True
-    fake.probe.is_real_gap.assert_awaited_once_with("t", 0, 12, 13)
+    fake.probe.first_readable.assert_awaited_once_with("t", 0, 12, 13)
+    fake._add_gap.assert_awaited_once_with(TP, 12, 12)  # Faust counts the marker as done
     fake.seek.assert_not_awaited()
     assert fake._expected[TP] == 14
     assert metrics.OFFSET_GAPS._value.get() == gaps + 1
     assert metrics.REREADS._value.get() == rereads
+
+
+async def test_a_re_read_starts_at_the_first_readable_record_of_the_gap() -> None:
+    """The log start moved past the expected offset (DeleteRecords) and messages after it were
+    dropped: the partition is read again from the first record there is, which is then expected
+    (seeking to the deleted offset would land on the log start and be taken for a new gap)."""
+    fake = consumer({TP: 10}, first_readable=20)
+    assert await check(fake, 25) is False
+    fake.seek.assert_awaited_once_with(TP, 20)
+    fake._add_gap.assert_awaited_once_with(TP, 10, 19)  # gone: done, as far as commits go
+    assert fake._expected[TP] == 20
+    assert await check(fake, 20) is True and fake._expected[TP] == 21
