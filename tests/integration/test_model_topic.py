@@ -7,6 +7,7 @@ import os
 import pickle
 import shutil
 import subprocess
+import zlib
 from pathlib import Path
 
 import pytest
@@ -42,13 +43,13 @@ def test_a_pickle_on_the_model_topic_is_refused_and_never_run(deployment: Deploy
     learned = get_json(port, "/models")["version"]
 
     marker = deployment.tmp / "pwned"
-    for payload in (pickle.dumps(Payload(marker)),  # raw, and as the old snapshots were framed
-                    __import__("zlib").compress(pickle.dumps({"trainer": Payload(marker),
-                                                               "offset": 0}))):
-        subprocess.run([kcat, "-P", "-b", deployment.bootstrap, "-t",
-                        f"models-{deployment.name}", "-k", "models", "-p", "0"],
-                       input=payload, check=True, timeout=60)
-    assert wait_until(lambda: refused(port).get("unreadable") == 2, timeout=60), refused(port)
+    payloads = [deployment.tmp / "raw.pickle", deployment.tmp / "framed.pickle"]
+    payloads[0].write_bytes(pickle.dumps(Payload(marker)))  # raw, and as old snapshots were
+    payloads[1].write_bytes(zlib.compress(pickle.dumps({"trainer": Payload(marker), "offset": 0})))
+    # kcat sends each file named as one message (stdin would be split at newline bytes).
+    subprocess.run([kcat, "-P", "-b", deployment.bootstrap, "-t", f"models-{deployment.name}",
+                    "-k", "models", "-p", "0", *map(str, payloads)], check=True, timeout=60)
+    assert wait_until(lambda: refused(port).get("unreadable", 0) >= 2, timeout=60), refused(port)
     later = deployment.start_worker()  # reads the newest snapshot when it starts: the pickle
     assert wait_until(lambda: refused(later).get("unreadable", 0) >= 1, timeout=60)
     assert not marker.exists(), "a pickle from the model topic was executed"
