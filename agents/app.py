@@ -8,6 +8,9 @@ Changes to Faust's Kafka transport, all for delivery guarantees (DESIGN.md secti
 - Offsets are not contiguous (transaction markers, compaction, a log start that moved): a gap in
   the offsets the agents are handed is checked against the log itself (agents/logprobe.py) before
   it is taken for messages that Faust dropped.
+- An agent of a sequenced topic gets what one fetch returned for a partition as one message
+  (``FetchedRecords``), not one Faust message per record: Faust's per-message path (conductor,
+  stream queue, acks, sensors) cost about ten times the work of an impression event.
 - State snapshots must be durable before their source offsets are committed.  Every commit
   (periodic, on rebalance, at shutdown) picks the offsets it will commit, runs the app's
   ``before_commit`` hooks in the same step (so every event up to those offsets is in the
@@ -23,11 +26,13 @@ import logging
 import os
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, NoReturn, cast
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from typing import Any, Final, NoReturn, Protocol, cast
 
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP, Message
+from faust.types.tuples import ConsumerMessage
 
 from agents.kafka import MAX_MODEL_BYTES, ssl_context
 from agents.logprobe import LogProbe
@@ -35,6 +40,41 @@ from streams import metrics
 from streams.config import Settings
 
 log = logging.getLogger(__name__)
+
+
+MAX_UNIT_RECORDS: Final = 1000  # records per FetchedRecords: bounds the time a unit holds the loop
+
+
+class Record(Protocol):
+    """What agents read of a record in a ``FetchedRecords`` (aiokafka's ConsumerRecord)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int | None  # epoch milliseconds
+    timestamp_type: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]]
+
+
+class FetchedRecords(ConsumerMessage):
+    """Consecutive records of one partition from one fetch, in offset order, handed to the
+    partition's agent as one Faust message.  Its offset is the last record's: Faust acks, reads
+    and drops it as that one, and ``SnapshottingConsumer.ack`` acks the offsets before it too
+    (a fetch skips only what is not readable: transaction markers, aborted or compacted
+    records)."""
+
+    __slots__ = ("records",)
+
+    def __init__(self, tp: TP, records: Sequence[Record],
+                 generation_id: int | None = None) -> None:
+        last = records[-1]
+        super().__init__(tp.topic, tp.partition, last.offset,
+                         last.timestamp / 1000.0 if last.timestamp is not None else 0.0,
+                         last.timestamp_type, None, last.key, b"", None, 0, 0, tp,
+                         generation_id=generation_id)
+        self.records = records
 
 
 class IdempotentProducer(faust_aiokafka.Producer):
@@ -119,6 +159,62 @@ class SnapshottingConsumer(faust_aiokafka.Consumer):
                 # as done, or its head-gap check never lets a commit (nor a snapshot) happen.
                 await self._add_gap(tp, committed, start - 1)
             self._expected[tp] = start if committed is None or committed < start else committed
+
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
+        """Faust's ``Consumer.getmany`` (same flow, generation and partition checks), yielding
+        the records of a sequenced topic's partition as ``FetchedRecords`` units."""
+        records, active_partitions = await self._wait_next_records(timeout)
+        generation_id = self.app.consumer_generation_id
+        if records is None or self.should_stop:
+            return
+        if not self.flow_active:  # as Faust does: back to the committed offsets
+            try:
+                await self.perform_seek()
+            except Exception as exc:
+                log.warning("exception performing seek when flow not active %r", exc)
+            return
+        sequenced: set[str] = getattr(self.app, "sequenced_topics", set())
+        units: dict[TP, list[Any]] = {
+            tp: [rs[i:i + MAX_UNIT_RECORDS] for i in range(0, len(rs), MAX_UNIT_RECORDS)]
+            if tp.topic in sequenced else rs
+            for tp, rs in records.items() if rs}
+        for tp, item in self.scheduler.iterate(units):
+            if not self.flow_active or self.app.consumer_generation_id != generation_id:
+                break
+            if active_partitions is None or tp in active_partitions \
+                    or tp in self._buffered_partitions:
+                self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+                yield tp, (FetchedRecords(tp, item, generation_id) if type(item) is list
+                           else self._to_message(tp, item))
+
+    def ack(self, message: Message) -> bool:
+        """Faust's ack; for a unit, every offset from its first record to its last."""
+        acked: bool = super().ack(message)
+        if acked and isinstance(message, FetchedRecords):
+            tp = message.tp
+            committed = self._committed_offset[tp]
+            first = message.records[0].offset
+            index = self._acked_index[tp]
+            new = [o for o in range(first if committed is None else max(first, committed),
+                                    message.offset) if o not in index]
+            index.update(new)
+            self._acked[tp].extend(new)
+        return acked
+
+    async def admit(self, unit: FetchedRecords) -> Sequence[Record]:
+        """The records of ``unit`` its agent should handle now: none when the unit lies past
+        records that were dropped (``in_sequence``), only the ones not yet handed over when it
+        overlaps what was."""
+        tp, records = unit.tp, unit.records
+        expected = self._expected.get(tp)
+        if expected is not None and records[0].offset < expected:
+            records = [r for r in records if r.offset >= expected]
+            if not records:
+                return records
+        if not await self.in_sequence(tp, records[0].offset):
+            return ()
+        self._accept(tp, records[-1].offset)
+        return records
 
     def next_offset(self, tp: Any) -> int | None:
         """The next offset of ``tp`` the agents will handle (None before the first)."""
@@ -254,6 +350,9 @@ def create_app(settings: Settings) -> App:
         # came up are processed, not skipped.
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        # Agents of sequenced topics get units of up to MAX_UNIT_RECORDS records: a few are
+        # plenty of read-ahead (Faust's default of 4,096 would be millions of events).
+        stream_buffer_maxsize=32,
         # Batch output records for 5 ms instead of one produce request per dead letter.
         producer_linger_ms=5,
         producer_max_request_size=MAX_MODEL_BYTES,

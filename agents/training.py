@@ -22,7 +22,7 @@ from typing import Any, cast
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from agents.app import App, SnapshottingConsumer
+from agents.app import App, FetchedRecords, SnapshottingConsumer
 from agents.kafka import MAX_MODEL_BYTES, client_options
 from agents.topics import raw_topic
 from streams import metrics
@@ -80,19 +80,21 @@ class Training:
     async def learn(self, stream: faust.StreamT[bytes]) -> None:
         consumer = cast(SnapshottingConsumer, self.app.consumer)
         async for event in stream.events():
-            message = event.message
-            if not await consumer.in_sequence(message.tp, message.offset):
+            records = await consumer.admit(cast(FetchedRecords, event.message))
+            if not records:
                 continue
             if self.trainer is None:
                 self.trainer, self.offset = await self.restore()
-            if message.offset <= self.offset:
-                continue  # covered by the snapshot this trainer started from
-            try:
-                self.trainer.learn(Example.from_bytes(message.value))
-            except Exception:  # a malformed example must not stop learning
-                log.exception("skipping training example at offset %s", message.offset)
-            self.offset = message.offset
-            self.dirty = True
+            learn = self.trainer.learn
+            for record in records:
+                if record.offset <= self.offset:
+                    continue  # covered by the snapshot this trainer started from
+                try:
+                    learn(Example.from_bytes(record.value or b""))
+                except Exception:  # a malformed example must not stop learning
+                    log.exception("skipping training example at offset %s", record.offset)
+                self.offset = record.offset
+                self.dirty = True
 
     async def restore(self) -> tuple[Trainer, int]:
         found = await latest(self.settings)

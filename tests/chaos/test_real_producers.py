@@ -64,7 +64,9 @@ def test_transactional_producer_committed_and_aborted(deployment: Deployment) ->
           f"{samples[('socialstream_offset_gaps_total', ())]:.0f}, re-reads "
           f"{samples[('socialstream_consumer_rereads_total', ())]:.0f}")
     assert figures.exact, figures.line()
-    assert aborted > 300 and samples[("socialstream_offset_gaps_total", ())] > 10
+    # Markers and aborted records inside one fetch are skipped by the fetch itself; only a gap
+    # between two fetches is checked against the log (counted as a gap), never re-read.
+    assert aborted > 300 and samples[("socialstream_consumer_rereads_total", ())] == 0
     assert not by_label(samples, "socialstream_dead_letters_total", "reason")
 
 

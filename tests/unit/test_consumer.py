@@ -10,8 +10,9 @@ from typing import Any, cast
 from unittest.mock import AsyncMock
 
 from aiokafka import TopicPartition
+from aiokafka.structs import ConsumerRecord
 
-from agents.app import PinnedReadOffsets, SnapshottingConsumer
+from agents.app import FetchedRecords, PinnedReadOffsets, SnapshottingConsumer
 from streams import metrics
 
 TP = TopicPartition("t", 0)
@@ -19,6 +20,7 @@ TP = TopicPartition("t", 0)
 
 class Fake(SimpleNamespace):
     in_sequence = SnapshottingConsumer.in_sequence
+    admit = SnapshottingConsumer.admit
     _accept = SnapshottingConsumer._accept
 
 
@@ -94,3 +96,35 @@ async def test_a_re_read_starts_at_the_first_readable_record_of_the_gap() -> Non
     fake._add_gap.assert_awaited_once_with(TP, 10, 19)  # gone: done, as far as commits go
     assert fake._expected[TP] == 20
     assert await check(fake, 20) is True and fake._expected[TP] == 21
+
+
+def unit(*offsets: int) -> FetchedRecords:
+    return FetchedRecords(TP, [ConsumerRecord("t", 0, o, 0, 0, None, b"{}", None, 0, 2, ())
+                               for o in offsets])
+
+
+async def admitted(fake: Fake, *offsets: int) -> list[int]:
+    return [r.offset for r in await fake.admit(unit(*offsets))]  # type: ignore[misc]
+
+
+async def test_a_unit_is_handled_whole_and_the_next_one_expected_after_its_last_record() -> None:
+    """Offsets inside a unit may skip (a marker between two records of one fetch): the fetch
+    itself skipped only what is not readable, so no probe."""
+    fake = consumer({TP: 5})
+    assert await admitted(fake, 5, 6, 8, 9) == [5, 6, 8, 9]
+    assert fake._expected[TP] == 10
+    fake.probe.first_readable.assert_not_awaited()
+
+
+async def test_a_unit_overlapping_what_was_handed_over_keeps_only_the_rest() -> None:
+    fake = consumer({TP: 7})
+    assert await admitted(fake, 5, 6, 7, 8) == [7, 8]
+    assert await admitted(fake, 6, 7, 8) == []
+    assert fake._expected[TP] == 9
+
+
+async def test_a_unit_past_dropped_records_is_not_handled_and_they_are_read_again() -> None:
+    fake = consumer({TP: 3})
+    assert await admitted(fake, 10, 11) == []
+    fake.seek.assert_awaited_once_with(TP, 3)
+    assert fake._expected[TP] == 3

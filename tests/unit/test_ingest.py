@@ -5,14 +5,14 @@ Only the Kafka send is replaced (by a recorder); decoding, routing and the pipel
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import faust
 import orjson
 import pytest
-from faust.types import Message
+from aiokafka.structs import ConsumerRecord
 
-from agents.app import create_app
+from agents.app import Record, create_app
 from agents.ingest import Ingest
 from agents.kafka import owner_partition
 from streams import metrics
@@ -51,9 +51,14 @@ class Failing(Pipeline):
         return Outcome(event)
 
 
-def message(value: bytes, key: bytes | None, partition: int, offset: int = 42,
-            headers: list[tuple[str, bytes]] | None = None) -> Message:
-    return Message("in", partition, offset, 0.0, 0, headers or [], key, value, None)
+def record(value: bytes, key: bytes | None, partition: int, offset: int = 42,
+           headers: list[tuple[str, bytes]] | None = None) -> Record:
+    return cast(Record, ConsumerRecord("in", partition, offset, 0, 0, key, value, None,
+                                       0, len(value), tuple(headers or ())))
+
+
+async def handle(ingest: Ingest, *records: Record) -> None:
+    await ingest.handle(records[0].partition, records)
 
 
 def home(campaign: str) -> int:
@@ -65,7 +70,7 @@ async def test_a_failing_stage_dead_letters_that_event_only() -> None:
     ingest = Recording(pipeline)
     value = b"\n".join([event("c", "a"), event("c", "boom"), event("c", "b")])
     before = metrics.DEAD_LETTERS_BY_REASON[Reason.INTERNAL_ERROR]._value.get()
-    await ingest.handle(message(value, b"c", home("c")))
+    await handle(ingest, record(value, b"c", home("c")))
     assert pipeline.seen == ["a", "boom", "b"]
     [dead] = ingest.sent
     headers = dict(dead["headers"])
@@ -83,7 +88,7 @@ async def test_events_away_from_home_are_forwarded_grouped_by_campaign() -> None
     others = [c for c in (f"x{i}" for i in range(50)) if home(c) != home(mine)][:2]
     value = b"\n".join([event(others[0], "1"), event(mine, "2"), event(others[1], "3"),
                         event(others[0], "4")])
-    await ingest.handle(message(value, None, home(mine)))
+    await handle(ingest, record(value, None, home(mine)))
     assert ingest.pipeline.seen == ["2"]  # type: ignore[attr-defined]
     forwarded = {s["key"]: s for s in ingest.sent}
     first = forwarded[others[0].encode()]
@@ -96,7 +101,7 @@ async def test_events_away_from_home_are_forwarded_grouped_by_campaign() -> None
 async def test_a_forwarded_event_keeps_its_first_address() -> None:
     ingest = Recording(Failing())
     first = [("source.topic", b"in"), ("source.partition", b"3"), ("source.offset", b"7")]
-    await ingest.handle(message(event("c", "boom"), b"c", home("c"), offset=99, headers=first))
+    await handle(ingest, record(event("c", "boom"), b"c", home("c"), offset=99, headers=first))
     [dead] = ingest.sent
     assert dict(dead["headers"])["source.offset"] == b"7"
 
@@ -104,7 +109,7 @@ async def test_a_forwarded_event_keeps_its_first_address() -> None:
 @pytest.mark.parametrize("value", [b"", b"not json", b"[]", event("c")[:-2]])
 async def test_invalid_input_is_dead_lettered_with_original_bytes(value: bytes) -> None:
     ingest = Recording(Failing())
-    await ingest.handle(message(value, b"k", 1))
+    await handle(ingest, record(value, b"k", 1))
     [dead] = ingest.sent
     assert dead["value"] == value and dead["key"] == b"k"
     assert "source.line" not in dict(dead["headers"])
@@ -119,6 +124,6 @@ async def test_labels_are_counted_inline_joined_and_orphaned() -> None:
              event(campaign, "t2", **text),
              event(campaign, "l1", type="label", target_event_id="t2", sentiment="negative"),
              event(campaign, "l2", type="label", target_event_id="unknown", sentiment="neutral")]
-    await ingest.handle(message(b"\n".join(lines), campaign.encode(), home(campaign)))
+    await handle(ingest, record(b"\n".join(lines), campaign.encode(), home(campaign)))
     after = {o: c._value.get() - before[o] for o, c in metrics.LABEL_OUTCOMES.items()}
     assert after == {"inline": 1, "joined": 1, "orphaned": 1}, ingest.sent
