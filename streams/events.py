@@ -2,9 +2,10 @@
 
 ``decode`` never raises on any input: every refusal is a value with a stable reason code (listed
 in ``Reason`` and documented with examples in docs/events.md) so the ingest agent can dead-letter
-it and carry on.  The hot path is one ``orjson.loads`` plus one pass over the fields; the field
-checks raise a private exception that is turned into a ``Rejected`` value at the module boundary,
-which keeps the valid path free of per-field result checks.
+it and carry on.  Two paths: msgspec decodes and type-checks a valid event straight into a
+``SocialEvent`` in one C pass (about 1 us); anything it refuses, or that lacks a field its type
+requires, takes the slow path (``orjson.loads`` and one check per field), which is the contract's
+reference and finds the reason code.  The fast path only ever accepts what the slow one accepts.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, NamedTuple, TypeAlias, cast
 
+import msgspec
 import orjson
 
 SCHEMA_VERSION: Final = 1
@@ -73,30 +75,65 @@ class Reason(StrEnum):
     INTERNAL_ERROR = "internal_error"
 
 
-class SocialEvent(NamedTuple):
-    """One validated social interaction.  ``ts_ms`` is event time in epoch milliseconds (UTC).
+# What msgspec checks on the fast path; the slow path checks the same by hand (and names what
+# failed).  Constraints apply to decoding only: constructing a SocialEvent checks nothing.
+_Ident = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_CHARS)]
+if TYPE_CHECKING:  # to the code, plain strings; to the decoder, the contract's closed sets
+    _EventType: TypeAlias = str
+    _Platform: TypeAlias = str
+    _Sentiment: TypeAlias = str
+else:
+    _EventType = Literal[tuple(sorted(EVENT_TYPES))]
+    _Platform = Literal[tuple(sorted(PLATFORMS))]
+    _Sentiment = Literal[tuple(sorted(SENTIMENTS))]
 
-    A NamedTuple rather than the usual frozen dataclass: it is just as immutable and typed, and
-    four times cheaper to build (0.4 vs 1.7 us), which is a third of the per-event decode cost.
-    """
 
-    event_id: str
-    ts_ms: int
-    type: str
-    platform: str
-    campaign_id: str
-    creative_id: str | None = None
-    post_id: str | None = None
-    author_id: str | None = None
-    segment: str | None = None
-    lang: str | None = None
-    text: str | None = None
-    topics: tuple[str, ...] = ()
-    amount: float | None = None
-    currency: str | None = None
-    sentiment: str | None = None
-    target_event_id: str | None = None
-    schema_version: int = SCHEMA_VERSION
+class SocialEvent(msgspec.Struct, frozen=True, gc=False):
+    """One validated social interaction.  ``ts_ms`` is event time in epoch milliseconds (UTC);
+    on the wire it is ``ts`` (an RFC 3339 string takes the slow path).
+
+    A msgspec Struct: as immutable and typed as a frozen dataclass, built by the decoder itself,
+    and cheaper to construct than a NamedTuple; one is made per event."""
+
+    event_id: _Ident
+    if TYPE_CHECKING:
+        ts_ms: int
+    else:  # what the decoder reads: an RFC 3339 string becomes milliseconds in __post_init__
+        ts_ms: Annotated[int, msgspec.Meta(ge=MIN_TS_MS, lt=MAX_TS_MS)] | str = \
+            msgspec.field(name="ts")
+    type: _EventType
+    platform: _Platform
+    campaign_id: _Ident
+    creative_id: _Ident | None = None
+    post_id: _Ident | None = None
+    author_id: _Ident | None = None
+    segment: _Ident | None = None
+    lang: _Ident | None = None
+    text: Annotated[str, msgspec.Meta(max_length=MAX_TEXT_CHARS)] | None = None
+    topics: Annotated[tuple[_Ident, ...], msgspec.Meta(max_length=MAX_TOPICS)] = ()
+    amount: Annotated[float, msgspec.Meta(ge=0, le=MAX_AMOUNT)] | None = None
+    currency: Annotated[str, msgspec.Meta(pattern="^[A-Z]{3}$")] | None = None
+    sentiment: _Sentiment | None = None
+    target_event_id: _Ident | None = None
+    schema_version: Literal[1] = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        ts = cast(int | str, self.ts_ms)
+        if type(ts) is str:  # decoding; any refusal here sends the event down the slow path
+            try:
+                ms = _rfc3339_ms(ts)
+            except _Invalid as exc:
+                raise ValueError(exc.detail) from None
+            if not MIN_TS_MS <= ms < MAX_TS_MS:
+                raise ValueError("ts out of range")
+            msgspec.structs.force_setattr(self, "ts_ms", ms)
+
+
+_fast_decode = msgspec.json.Decoder(SocialEvent).decode
+# Fields an event's type requires, which the decoder cannot know are required.
+_NEEDED: Final = {t: tuple(sorted(f for f in needs if f != "text"))
+                  for t, needs in REQUIRED_BY_TYPE.items()}
+_NEEDS_TEXT: Final = frozenset(t for t, needs in REQUIRED_BY_TYPE.items() if "text" in needs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +169,21 @@ def decode(data: bytes) -> SocialEvent | Rejected:
     if len(data) > MAX_EVENT_BYTES:
         return Rejected(Reason.TOO_LARGE, f"event is {len(data)} bytes, limit {MAX_EVENT_BYTES}")
     try:
+        event = _fast_decode(data)
+    except (msgspec.MsgspecError, UnicodeDecodeError):
+        return _decode_slowly(data)
+    if event.type in _NEEDS_TEXT and not event.text:
+        return _decode_slowly(data)
+    for name in _NEEDED[event.type]:
+        if getattr(event, name) is None:
+            return _decode_slowly(data)
+    return event
+
+
+def _decode_slowly(data: bytes) -> SocialEvent | Rejected:
+    """The reference check of the contract: accepts exactly the valid events, and names the
+    reason of any refusal."""
+    try:
         obj = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         return _json_rejection(data, str(exc))
@@ -149,12 +201,17 @@ def decode_message(value: bytes | None) -> list[Line]:
         return [Line(0, value or b"", Rejected(Reason.EMPTY, "message has no value"))]
     if b"\n" not in value.rstrip():
         return [Line(0, value, decode(value))]
-    if len(value) <= MAX_EVENT_BYTES:
+    lines = [Line(n, raw, decode(raw)) for n, raw in _lines(value)]
+    # Two JSON values cannot make one, so the message can be one value spread over lines only
+    # when its first line is not JSON on its own; only then is the whole message parsed.
+    first = lines[0].result if lines else None
+    if (len(lines) == 1 or (isinstance(first, Rejected) and first.reason is Reason.INVALID_JSON)) \
+            and len(value) <= MAX_EVENT_BYTES:
         try:
             return [Line(0, value, validate(orjson.loads(value)))]
         except orjson.JSONDecodeError:
             pass  # not a single JSON value: a batch
-    return [Line(n, raw, decode(raw)) for n, raw in _lines(value)]
+    return lines
 
 
 def _lines(value: bytes) -> Iterator[tuple[int, bytes]]:

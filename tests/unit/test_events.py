@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -15,6 +16,7 @@ from streams.events import (
     Reason,
     Rejected,
     SocialEvent,
+    _decode_slowly,
     decode,
     decode_message,
     validate,
@@ -219,3 +221,24 @@ def test_validate_never_raises_on_arbitrary_json(obj: dict[str, Any]) -> None:
 @given(json_values)
 def test_validate_never_raises_on_any_json_value(value: Any) -> None:
     assert isinstance(validate(value), SocialEvent | Rejected)
+
+
+# Values near each field's limits, of the wrong types, and the valid ones: where the fast
+# (msgspec) and the reference (orjson + field checks) paths could disagree.
+edge_values = (json_values | st.sampled_from([
+    "", "x" * 128, "x" * 129, "é" * 128, "é" * 129, "EUR", "eur", "EURO", "ÉUR", -1, 0,
+    1e12, 1e12 + 1, 1795687200000, 1795687200000.0, 946684800000, 946684799999,
+    4102444800000, 4102444799999, True, None, [], ["a"] * 50, ["a"] * 51, [""], "x" * 10_001,
+    "2026-11-26T10:00:00Z", 1, 2, "1"]))
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.sampled_from(sorted(VALID_BY_TYPE)).flatmap(
+    lambda t: st.fixed_dictionaries(
+        {k: st.just(v) for k, v in VALID_BY_TYPE[t].items() if k == "type"},
+        optional={k: edge_values | st.just(v)
+                  for k, v in {**VALID_BY_TYPE[t], "schema_version": 1, "topics": ["a"],
+                               "author_id": "u", "text": "hi"}.items() if k != "type"})))
+def test_the_fast_path_decides_exactly_as_the_reference(obj: dict[str, Any]) -> None:
+    data = json.dumps(obj).encode()  # not orjson: integers beyond 64 bits are input too
+    assert decode(data) == _decode_slowly(data)
