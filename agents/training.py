@@ -65,6 +65,7 @@ class Training:
         self.trainer: Trainer | None = None
         self.offset = -1
         self.dirty = False
+        self.learning = asyncio.Lock()  # held while the trainer learns a unit
         app.sequenced_topics.add(settings.training_topic)
         app.agent(self.examples, name="trainer")(self.learn)
         app.before_commit.append(self.publish)
@@ -85,16 +86,17 @@ class Training:
                 continue
             if self.trainer is None:
                 self.trainer, self.offset = await self.restore()
-            learn = self.trainer.learn
-            for record in records:
-                if record.offset <= self.offset:
-                    continue  # covered by the snapshot this trainer started from
-                try:
-                    learn(Example.from_bytes(record.value or b""))
-                except Exception:  # a malformed example must not stop learning
-                    log.exception("skipping training example at offset %s", record.offset)
-                self.offset = record.offset
-                self.dirty = True
+            async with self.learning:
+                learn = self.trainer.learn
+                for record in records:
+                    if record.offset <= self.offset:
+                        continue  # covered by the snapshot this trainer started from
+                    try:
+                        learn(Example.from_bytes(record.value or b""))
+                    except Exception:  # a malformed example must not stop learning
+                        log.exception("skipping training example at offset %s", record.offset)
+                    self.offset = record.offset
+                    self.dirty = True
 
     async def restore(self) -> tuple[Trainer, int]:
         found = await latest(self.settings)
@@ -107,12 +109,22 @@ class Training:
         return trainer, offset
 
     def publish(self) -> Awaitable[object]:
-        """Before a commit: the snapshot that covers the examples being committed, taken now;
-        the awaitable returned completes when the broker holds it."""
+        """Before a commit: a snapshot that covers the examples being committed (and maybe
+        later ones, which is harmless: a trainer restored from it skips what it covers); the
+        awaitable returned completes when the broker holds it."""
         if not self.dirty or self.trainer is None:
             return asyncio.sleep(0)
         self.dirty = False
-        return self._send(dump(self.trainer, self.offset))
+        return self._publish(self.trainer)
+
+    async def _publish(self, trainer: Trainer) -> None:
+        # Packed in a thread (tens of ms for a trained model), not on the event loop, while the
+        # trainer waits between two units; scoring meanwhile uses models of its own.
+        async with self.learning:
+            if trainer is not self.trainer:
+                return  # the training partition moved on meanwhile: its new owner publishes
+            data = await asyncio.to_thread(dump, trainer, self.offset)
+        await self._send(data)
 
     async def _send(self, data: bytes) -> None:
         sent = await self.app.producer.send(self.settings.model_topic, b"models", data, 0,
@@ -140,7 +152,7 @@ class Training:
             while True:
                 batch = await consumer.getmany(tp, timeout_ms=1000)
                 for record in reversed(batch.get(tp, [])):  # the newest readable one
-                    snapshot = unpack(record.value, record.offset)
+                    snapshot = await asyncio.to_thread(unpack, record.value, record.offset)
                     if snapshot is not None:
                         self.use(snapshot[0].models)
                         break
@@ -178,7 +190,7 @@ async def latest(settings: Settings) -> tuple[Trainer, int] | None:
         else:
             raise TimeoutError(f"could not read the latest snapshot of {settings.model_topic}")
         for record in reversed(records):
-            found = unpack(bytes(record.value), record.offset)
+            found = await asyncio.to_thread(unpack, bytes(record.value), record.offset)
             if found is not None:
                 return found
         log.critical("no readable model snapshot among the last %s of %s: the trainer starts "
