@@ -12,8 +12,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
-from collections import Counter
-from collections.abc import Callable
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from typing import Any, Final
 
@@ -41,7 +41,7 @@ def id_hash(event_id: str) -> int:
     return int.from_bytes(digest, "big")
 
 
-def _pack(ids: list[int]) -> str:
+def _pack(ids: Iterable[int]) -> str:
     return base64.b64encode(b"".join(i.to_bytes(ID_HASH_BYTES, "big") for i in ids)).decode()
 
 
@@ -72,7 +72,7 @@ class CampaignState:
     # Examples emitted since the last snapshot (an outbox): a restored snapshot re-sends them, so
     # an example whose send was lost in a crash is not lost with it (the trainer drops repeats).
     outbox: list[bytes] = field(default_factory=list)
-    recent_ids: list[int] = field(default_factory=list)
+    recent_ids: deque[int] = field(default_factory=deque)
     orphan_labels: int = 0
     duplicates: int = 0
     # Model-derived aggregates (they depend on the model version that scored each text).
@@ -88,10 +88,11 @@ class CampaignState:
         return event_hash in self._recent
 
     def remember(self, event_hash: int) -> None:
-        self.recent_ids.append(event_hash)
+        recent = self.recent_ids
+        if len(recent) >= RECENT_IDS:
+            self._recent.discard(recent.popleft())
+        recent.append(event_hash)
         self._recent.add(event_hash)
-        if len(self.recent_ids) > RECENT_IDS:
-            self._recent.discard(self.recent_ids.pop(0))
 
     def deterministic(self) -> dict[str, Any]:
         """The fields that depend only on the input, not on model versions or on where the input
@@ -128,7 +129,7 @@ class CampaignState:
         raw = migrate(dict(raw))
         known = {k: v for k, v in raw.items() if k in STATE_FIELDS}
         known["applied"] = tuple(raw.get("applied", NO_POSITION))
-        known["recent_ids"] = _unpack(raw.get("recent_ids", ""))
+        known["recent_ids"] = deque(_unpack(raw.get("recent_ids", "")))
         known["outbox"] = [base64.b64decode(e) for e in raw.get("outbox", ())]
         known["counts"] = Counter(raw.get("counts", {}))
         known["sentiment"] = Counter(raw.get("sentiment", {}))
