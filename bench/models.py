@@ -1,27 +1,55 @@
-"""Per-event cost of the pipeline by kind of event, on a realistic mix, median of 5 rounds.
+"""The pure core on one simulated day: replay throughput, per-event cost by kind, and how often
+each policy rule ran, so a figure is never taken on a mix that skips the expensive paths.
 
-    .venv/bin/python -m bench.models [--events 30000] [--rounds 5]
+    .venv/bin/python -m bench.models [--seed 3] [--campaigns 8] [--hours 24] [--rounds 5]
 
-Text events (posts and comments: scored, and learned when labelled) and non-text events (through
-campaign state and the engagement models) are timed separately, in the same run; the trainer
-learns every example as it is produced.  Targets on one core: text >= 8,000/s, non-text >= 40,000/s.
+The day is ``socialstream simulate --seed 3 --campaigns 8 --creatives 4 --duration 24h`` (built
+in-process, serialised to JSON lines).  Replay: ``streams.replay.replay`` over those lines, what
+``socialstream replay`` runs (decode -> Pipeline.process -> Trainer.learn), on one core; medians
+of rounds.  Target: >= 80,000 events/s.  Then text events (posts and comments: scored, and learned
+when labelled) and the others are timed apart in the same run, and one more pass counts the calls
+of each rule of streams/policy/decide.py and the recommendations of each action: every action must
+be reached, or the figures above miss work the service does.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import statistics
 import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import orjson
 
 from streams.events import SocialEvent, decode
 from streams.pipeline import Pipeline
+from streams.policy import allocation, budget, community, content, fatigue
+from streams.policy.recommendation import ACTIONS
+from streams.replay import replay
+from streams.simulator import HOUR_MS, simulate
 from streams.training import Trainer
-from tests.eventgen import mixed
 
 TEXT = {"post", "comment"}
+TARGET_EVENTS_PER_S = 80_000
+RULE_MODULES = (allocation, budget, community, content, fatigue)
 
 
-def one_round(events: list[SocialEvent]) -> tuple[float, float]:
+def day(seed: int, campaigns: int, hours: int) -> list[bytes]:
+    events, _ = simulate(campaigns=campaigns, creatives=4, duration_ms=hours * HOUR_MS, seed=seed)
+    return [orjson.dumps(e) for e in events]
+
+
+def replay_rate(lines: list[bytes]) -> float:
+    started = time.perf_counter()
+    result = replay(lines)
+    return result.accepted / (time.perf_counter() - started)
+
+
+def by_kind(events: list[SocialEvent]) -> tuple[float, float]:
+    """Events/s of text events and of the others, each timed on its own."""
     trainer = Trainer()
     pipeline = Pipeline(trainer.models)
     spent = {True: 0.0, False: 0.0}
@@ -37,22 +65,62 @@ def one_round(events: list[SocialEvent]) -> tuple[float, float]:
     return count[True] / spent[True], count[False] / spent[False]
 
 
+def rule_calls(lines: list[bytes]) -> tuple[Counter[str], Counter[str]]:
+    """(calls of each public function of the rule modules, recommendations of each action) over
+    one replay: the rules are looked up on their modules at call time, so wrapping them there
+    counts every call."""
+    calls: Counter[str] = Counter()
+
+    def counted(name: str, rule: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            calls[name] += 1
+            return rule(*args, **kwargs)
+        return wrapper
+
+    originals = [(module, name, fn) for module in RULE_MODULES
+                 for name, fn in vars(module).items()
+                 if inspect.isfunction(fn) and fn.__module__ == module.__name__
+                 and not name.startswith("_")]
+    for module, name, fn in originals:
+        setattr(module, name, counted(f"{module.__name__.rsplit('.', 1)[-1]}.{name}", fn))
+    try:
+        result = replay(lines)
+    finally:
+        for module, name, fn in originals:
+            setattr(module, name, fn)
+    return calls, Counter(result.recommendations)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--events", type=int, default=30_000)
+    parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--campaigns", type=int, default=8)
+    parser.add_argument("--hours", type=int, default=24)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    events = [e for e in (decode(p.raw) for p in mixed(args.events, seed=8))
-              if isinstance(e, SocialEvent)]
-    texts = sum(e.type in TEXT for e in events)
-    print(f"{len(events)} valid events: {texts} texts, {len(events) - texts} others")
-    rounds = [one_round(events) for _ in range(args.rounds)]
-    text_rate = statistics.median(r[0] for r in rounds)
-    other_rate = statistics.median(r[1] for r in rounds)
-    print(f"text events (score, learn when labelled): median {text_rate:>9,.0f}/s "
+    lines = day(args.seed, args.campaigns, args.hours)
+    events = [e for e in map(decode, lines) if isinstance(e, SocialEvent)]
+    kinds = Counter(e.type for e in events)
+    print(f"one simulated day (seed {args.seed}, {args.campaigns} campaigns, {args.hours} h): "
+          f"{len(events):,} events, " + ", ".join(f"{k} {n:,}" for k, n in kinds.most_common()))
+    rates = [replay_rate(lines) for _ in range(args.rounds)]
+    median = statistics.median(rates)
+    print(f"replay (decode + pipeline + trainer): median {median:,.0f} events/s "
+          f"({1e6 / median:.1f} us each; rounds: {', '.join(f'{r:,.0f}' for r in rates)}); "
+          f"target >= {TARGET_EVENTS_PER_S:,}: "
+          f"{'met' if median >= TARGET_EVENTS_PER_S else 'NOT met'}")
+    split = [by_kind(events) for _ in range(args.rounds)]
+    text_rate = statistics.median(r[0] for r in split)
+    other_rate = statistics.median(r[1] for r in split)
+    print(f"text events (score, learn when labelled):  median {text_rate:>9,.0f}/s "
           f"({1e6 / text_rate:.0f} us each)")
-    print(f"non-text events (state + engagement):     median {other_rate:>9,.0f}/s "
+    print(f"other events (state, models, policy):      median {other_rate:>9,.0f}/s "
           f"({1e6 / other_rate:.1f} us each)")
+    calls, actions = rule_calls(lines)
+    print("rule calls: " + ", ".join(f"{name} {calls[name]:,}" for name in sorted(calls)))
+    missing = sorted(set(ACTIONS) - set(actions))
+    print("recommendations: " + ", ".join(f"{a} {actions[a]}" for a in sorted(actions))
+          + (f"; NEVER reached: {', '.join(missing)}" if missing else "; every action reached"))
 
 
 if __name__ == "__main__":
