@@ -16,7 +16,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -24,6 +26,8 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -66,58 +70,126 @@ async def preload(settings: Settings, events: int, per_message: int) -> None:
 
 
 def processed(port: int) -> float:
+    """Events a worker has finished with (applied, dead-lettered or skipped as duplicates), from
+    its /metrics; -1 while its HTTP server is not up."""
     try:
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read()
     except OSError:
         return -1.0
     return sum(s.value for f in text_string_to_metric_families(text.decode()) for s in f.samples
-               if s.name in ("socialstream_events_total", "socialstream_dead_letters_total"))
+               if s.name in ("socialstream_events_total", "socialstream_dead_letters_total",
+                             "socialstream_duplicate_events_total"))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads, from /proc/PID/stat."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2:].split()  # after the command name, which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True, slots=True)
+class Drain:
+    """One consumer draining a pre-filled topic: events/s and CPU per event, both measured from
+    its first to its last processed event (start-up and group join left out)."""
+
+    rate: float
+    cpu_us: float
+
+
+def worker_env(settings: Settings, app_id: str, port: int, data_dir: str) -> dict[str, str]:
+    """Environment of one worker process; its training and model topics are its own, so that a
+    later run never re-reads an earlier one's examples."""
+    return {**os.environ, "SOCIALSTREAM_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+            "SOCIALSTREAM_INPUT_TOPIC": settings.input_topic,
+            "SOCIALSTREAM_DLQ_TOPIC": settings.dlq_topic,
+            "SOCIALSTREAM_RECOMMENDATIONS_TOPIC": settings.recommendations_topic,
+            "SOCIALSTREAM_TRAINING_TOPIC": f"{app_id}.training",
+            "SOCIALSTREAM_MODEL_TOPIC": f"{app_id}.models",
+            "SOCIALSTREAM_PARTITIONS": str(settings.partitions),
+            "SOCIALSTREAM_APP_ID": app_id, "SOCIALSTREAM_WEB_PORT": str(port),
+            "SOCIALSTREAM_LOG_LEVEL": "warning", "SOCIALSTREAM_DATA_DIR": data_dir}
+
+
+@dataclass(frozen=True, slots=True)
+class Worker:
+    """A running worker process, the port of its /metrics and its data dir."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    data_dir: str
+
+
+def start_workers(settings: Settings, workers: int = 1) -> list[Worker]:
+    """``workers`` worker processes of one fresh app (consumer group), worker i pinned to
+    core i."""
+    app_id = f"bench-{uuid.uuid4().hex[:8]}"
+    started = []
+    for i in range(workers):
+        port, data_dir = free_port(), tempfile.mkdtemp(prefix="bench-data-")
+        proc = subprocess.Popen(
+            ["taskset", "-c", str(i % (os.cpu_count() or 1)), sys.executable, "-m",
+             "agents.cli", "worker"], env=worker_env(settings, app_id, port, data_dir), cwd=ROOT,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        started.append(Worker(proc, port, data_dir))
+    return started
+
+
+def stop_workers(started: list[Worker]) -> None:
+    for worker in started:
+        worker.proc.terminate()
+    for worker in started:
+        worker.proc.wait(timeout=60)
+        shutil.rmtree(worker.data_dir, ignore_errors=True)
 
 
 def run_faust(settings: Settings, events: int, workers: int = 1,
-              profile: Path | None = None) -> float:
-    """Events/s of ``workers`` Faust worker processes, each on its own core, until drained."""
-    ports = [free_port() for _ in range(workers)]
-    procs = []
-    app_id = f"bench-{uuid.uuid4().hex[:8]}"
-    for i, port in enumerate(ports):
-        env = {**os.environ, "SOCIALSTREAM_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
-               "SOCIALSTREAM_INPUT_TOPIC": settings.input_topic,
-               "SOCIALSTREAM_DLQ_TOPIC": settings.dlq_topic,
-               "SOCIALSTREAM_PARTITIONS": str(settings.partitions),
-               "SOCIALSTREAM_APP_ID": app_id, "SOCIALSTREAM_WEB_PORT": str(port),
-               "SOCIALSTREAM_LOG_LEVEL": "warning",
-               "SOCIALSTREAM_DATA_DIR": tempfile.mkdtemp(prefix="bench-data-")}
-        procs.append(subprocess.Popen(
-            ["taskset", "-c", str(i % (os.cpu_count() or 1)), sys.executable, "-m",
-             "agents.cli", "worker"], env=env, cwd=ROOT,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+              profile: Path | None = None) -> Drain:
+    """``workers`` Faust worker processes, each on its own core, until they drained ``events``."""
+    started = start_workers(settings, workers)
+    pids = [worker.proc.pid for worker in started]
     spy = None
     try:
-        first: tuple[float, float] | None = None
+        first: tuple[float, float, float] | None = None  # wall time, events, CPU seconds
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
-            done = sum(max(processed(p), 0.0) for p in ports)
+            done = sum(max(processed(worker.port), 0.0) for worker in started)
             now = time.monotonic()
             if done > 0 and first is None:
-                first = (now, done)
+                first = (now, done, sum(map(cpu_seconds, pids)))
                 if profile is not None:
                     py_spy = str(Path(sys.executable).parent / "py-spy")
                     spy = subprocess.Popen([py_spy, "record", "--format", "raw", "-r", "200",
-                                            "-o", str(profile), "--pid", str(procs[0].pid)],
+                                            "-o", str(profile), "--pid", str(pids[0])],
                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             if done >= events and first is not None:
-                return (done - first[1]) / max(now - first[0], 1e-9)
+                cpu = sum(map(cpu_seconds, pids)) - first[2]
+                n = max(done - first[1], 1.0)
+                return Drain(n / max(now - first[0], 1e-9), cpu / n * 1e6)
+            if any(worker.proc.poll() is not None for worker in started):
+                raise RuntimeError("a worker exited before draining the input")
             time.sleep(0.05)
         raise RuntimeError("workers did not drain the input within 600 s")
     finally:
         if spy is not None:
             spy.send_signal(2)
             spy.wait(timeout=30)
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(timeout=60)
+        stop_workers(started)
+
+
+@contextlib.contextmanager
+def local_broker(port: int | None = None) -> Iterator[str]:
+    """A fresh real Kafka broker of this project's scripts/kafka-local in a temp dir; yields its
+    bootstrap address and stops it (deleting the dir) on the way out."""
+    state = Path(tempfile.mkdtemp(prefix="bench-kafka-"))
+    kafka_local = [sys.executable, str(ROOT / "scripts" / "kafka-local")]
+    bootstrap = subprocess.run([*kafka_local, "start", "--dir", str(state), "--fresh",
+                                "--port", str(port or free_port())],
+                               check=True, stdout=subprocess.PIPE, text=True).stdout.strip()
+    try:
+        yield bootstrap
+    finally:
+        subprocess.run([*kafka_local, "stop", "--dir", str(state)], check=False)
 
 
 async def plain_loop(settings: Settings, events: int) -> float:
@@ -198,7 +270,7 @@ def measure(args: argparse.Namespace, bootstrap: str) -> None:
         for r in range(args.rounds):
             profile = Path(tempfile.mkdtemp()) / "faust.txt" \
                 if args.profile and r == 0 else None
-            faust_rates.append(run_faust(settings, events, profile=profile))
+            faust_rates.append(run_faust(settings, events, profile=profile).rate)
             plain_rates.append(run_plain(settings, events))
             if profile is not None and profile.exists():
                 print(f"  where the Faust worker's time goes ({shape}, py-spy self time):")
@@ -213,7 +285,7 @@ def measure(args: argparse.Namespace, bootstrap: str) -> None:
     for partitions, workers in ((1, 1), (4, 1), (4, 2)):
         settings = scenario(bootstrap, partitions, f"scale{partitions}")
         asyncio.run(preload(settings, args.single_events, 1))
-        rates = [run_faust(settings, args.single_events, workers=workers)
+        rates = [run_faust(settings, args.single_events, workers=workers).rate
                  for _ in range(args.rounds)]
         print(f"  {partitions} partition(s), {workers} worker process(es): "
               f"{statistics.median(rates):>8,.0f} ev/s (median of {args.rounds}: "
@@ -239,15 +311,8 @@ def main() -> None:
     if args.bootstrap:
         measure(args, args.bootstrap)
         return
-    state = Path(tempfile.mkdtemp(prefix="bench-kafka-"))
-    kafka_local = [sys.executable, str(ROOT / "scripts" / "kafka-local")]
-    bootstrap = subprocess.run([*kafka_local, "start", "--dir", str(state)], check=True,
-                               stdout=subprocess.PIPE, text=True).stdout.strip()
-    try:
+    with local_broker() as bootstrap:
         measure(args, bootstrap)
-    finally:
-        subprocess.run([*kafka_local, "stop", "--dir", str(state)], check=False)
-
 
 if __name__ == "__main__":
     main()
