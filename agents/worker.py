@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 
 import faust
 
@@ -36,6 +37,12 @@ def run_worker(settings: Settings) -> int:
     asyncio.run(ensure_topics(settings))
     asyncio.set_event_loop(asyncio.new_event_loop())
     app = build(settings)
+    # The objects made so far (modules, Faust, River) live as long as the process: out of the
+    # collector's sight.  And a young generation of 50,000 objects instead of 700: nearly every
+    # object an event makes is freed by reference counting, so frequent collections only cost
+    # (6% of the ingest path's time on batched input, measured in-process).
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
     # quiet: no banner or status lines on stdout; everything else Faust says is a log record.
     worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True,
                           logging_config=logging_config)
