@@ -112,7 +112,8 @@ def run_allocation(days: int, seeds: range, per_minute: int) -> None:
           f"{len(ratios['uniform'])} campaigns, {days} day(s) each, {per_minute} impressions/min):")
     for name, values in ratios.items():
         print(f"  {name:<15} {statistics.median(values):.3f}  "
-              f"(min {min(values):.3f}, max {max(values):.3f})")
+              f"(worst campaign {min(values):.3f}, best {max(values):.3f})"
+              + ("  target: median >= 0.90" if name == "socialstream" else ""))
 
 
 def run_detection(days: int, seeds: range) -> None:
@@ -175,10 +176,13 @@ def run_detection(days: int, seeds: range) -> None:
           f"{statistics.median(delays_min) if delays_min else float('nan'):.1f} event-minutes, "
           f"{statistics.median(delays_events) if delays_events else float('nan'):.0f} events; "
           f"false alerts {false_alerts / max(campaign_days, 1):.3f} per campaign-day")
-    print(f"fatigue (40% CTR drop): paused {len(fatigue_min)} of {len(seeds) * 2 * 8} fatigued "
-          f"creatives; median delay "
-          f"{statistics.median(fatigue_min) if fatigue_min else float('nan'):.0f} event-minutes; "
-          f"healthy creatives paused {false_pauses / max(campaign_days, 1):.3f} per campaign-day")
+    fatigued = len(seeds) * 2 * 8
+    median_delay = statistics.median(fatigue_min) if fatigue_min else float("nan")
+    healthy = false_pauses / max(campaign_days, 1)
+    print(f"fatigue (40% CTR drop): paused {len(fatigue_min)} of {fatigued} fatigued creatives "
+          f"({len(fatigue_min) / fatigued:.0%}, target >= 80%); median delay {median_delay:.0f} "
+          f"event-minutes (target <= 120); healthy creatives paused {healthy:.3f} per "
+          "campaign-day (target <= 0.05)")
     top3 = sum(1 for r in topic_ranks if r <= 3) / max(len(topic_ranks), 1)
     print(f"content: promote_topic named one of the campaign's true top 3 of {len(TOPICS)} topics "
           f"in {top3:.0%} of {len(topic_ranks)} (chance {3 / len(TOPICS):.0%}); schedule_post's "

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from streams.events import SocialEvent
-from streams.policy.guardrails import MAX_SHIFT, MIN_CONVERSIONS, Emitter
+from streams.policy.guardrails import COOLDOWN_MS, MAX_SHIFT, MIN_CONVERSIONS, Emitter
 from streams.state import CampaignState
 
 RECENT_DECAY: Final = 0.9  # per spend event: the weight left on what came before
@@ -33,18 +33,27 @@ def pace(memory: dict[str, Any], state: CampaignState, event: SocialEvent,
                                        conversions)
     if conversions < MIN_CONVERSIONS or state.spend <= 0 or recent[1] < 1:
         return
-    cpa_all = state.spend / conversions
-    cpa_recent = recent[0] / recent[1]
-    ratio = cpa_recent / cpa_all
-    evidence = {"cpa_recent": round(cpa_recent, 2), "cpa_campaign": round(cpa_all, 2),
+    evidence = {"cpa_recent": round(recent[0] / recent[1], 4),
+                "cpa_campaign": round(state.spend / conversions, 4),
                 "conversions": conversions, "spend": round(state.spend, 2)}
-    if ratio < CHEAP:
-        emit("increase_budget", state.campaign_id,
-             f"Recent cost per conversion is {1 - ratio:.0%} below the campaign's average: "
-             "raise the budget while it lasts.", min(1.0, 1.3 - ratio),
-             params={"change": round(min(MAX_SHIFT, 1 - ratio), 4)}, evidence=evidence)
-    elif ratio > DEAR:
-        emit("decrease_budget", state.campaign_id,
-             f"Recent cost per conversion is {ratio - 1:.0%} above the campaign's average: "
-             "lower the budget until it recovers.", min(1.0, ratio / 2),
-             params={"change": round(-min(MAX_SHIFT, ratio - 1), 4)}, evidence=evidence)
+    if evidence["cpa_campaign"] <= 0:
+        return
+    ratio = evidence["cpa_recent"] / evidence["cpa_campaign"]
+    action = "increase_budget" if ratio < CHEAP else "decrease_budget" if ratio > DEAR else None
+    last = memory.get("budget_last")  # [event time, action] of the last change recommended
+    if action is None or (last is not None and last[1] != action
+                          and event.ts_ms < last[0] + COOLDOWN_MS[last[1]]):
+        return  # nothing to say, or it would reverse a change still within its cooldown
+    text = (f"Recent cost per conversion ({evidence['cpa_recent']}) is {abs(1 - ratio):.0%} "
+            f"{'below' if ratio < 1 else 'above'} the campaign's average "
+            f"({evidence['cpa_campaign']} over {conversions} conversions): ")
+    if action == "increase_budget":
+        rec = emit(action, state.campaign_id, text + "raise the budget while it lasts.",
+                   min(1.0, 1.3 - ratio), params={"change": round(min(MAX_SHIFT, 1 - ratio), 4)},
+                   evidence=evidence)
+    else:
+        rec = emit(action, state.campaign_id, text + "lower the budget until it recovers.",
+                   min(1.0, ratio / 2), params={"change": round(-min(MAX_SHIFT, ratio - 1), 4)},
+                   evidence=evidence)
+    if rec is not None:
+        memory["budget_last"] = [event.ts_ms, action]

@@ -30,15 +30,16 @@ def sentiment_alert(memory: dict[str, Any], state: CampaignState, predicted: str
     # comment sets the baseline for hundreds (a negative first comment hid a crisis).
     avg[0] += max(FAST, 1 / avg[2]) * (negative - avg[0])
     avg[1] += max(SLOW, 1 / avg[2]) * (negative - avg[1])
-    rise = avg[0] - avg[1]
-    if avg[2] >= ALERT_MIN_TEXTS and rise > ALERT_RISE and avg[0] > ALERT_LEVEL:
-        severity = "high" if avg[0] > HIGH_SEVERITY else "medium"
+    recent, usual = round(avg[0], 4), round(avg[1], 4)
+    rise = recent - usual
+    if avg[2] >= ALERT_MIN_TEXTS and rise > ALERT_RISE and recent > ALERT_LEVEL:
+        severity = "high" if recent > HIGH_SEVERITY else "medium"
         emit("sentiment_alert", state.campaign_id,
-             f"Negative comments rose to {avg[0]:.0%} of recent ones against a usual "
-             f"{avg[1]:.0%}: check what people react to.", min(1.0, rise / 0.5),
-             params={"severity": severity},
-             evidence={"negative_share_recent": round(avg[0], 4),
-                       "negative_share_baseline": round(avg[1], 4), "texts": avg[2]})
+             f"Negative comments rose to {recent:.0%} of recent ones against a usual "
+             f"{usual:.0%} over {avg[2]} scored comments: check what people react to.",
+             min(1.0, rise / 0.5), params={"severity": severity},
+             evidence={"negative_share_recent": recent, "negative_share_baseline": usual,
+                       "texts": avg[2]})
 
 
 def respond_to_comments(state: CampaignState, emit: Emitter) -> None:

@@ -9,6 +9,7 @@ lift) and topic advice uses both.
 from __future__ import annotations
 
 import math
+import statistics
 from typing import Any, Final
 
 from streams.events import SocialEvent
@@ -22,26 +23,53 @@ LIFT_PRIOR: Final = 2  # posts' worth of "no different from the global model" in
 BOOST_MIN_ENGAGEMENTS: Final = 10  # a post's engagements, before it may be boosted
 MIN_MODEL_VERSION: Final = 20  # examples the engagement model learned before its advice counts
 MIN_TOPICS: Final = 3  # topics a campaign posted about, before one is promoted over the others
+MIN_CAMPAIGN_POSTS: Final = 3  # the campaign's finished posts, before its advice
+BOOST_RATIO: Final = 2.0  # engagement over the expected, before a post is boosted
+MAX_OUTCOMES: Final = 15  # the campaign's last finished posts kept for its median
 
 
-def boost_post(state: CampaignState, event: SocialEvent, emit: Emitter) -> None:
+def boost_post(memory: dict[str, Any], state: CampaignState, event: SocialEvent,
+               models: Models, emit: Emitter) -> None:
     """On each engagement with a post still within its horizon: recommend boosting it once it
-    has far more engagement than predicted."""
+    has BOOST_RATIO times the engagement expected of it over its whole horizon.
+
+    Expected: the engagement model's prediction for it once the model has learned enough (from
+    MIN_MODEL_VERSION posts, MIN_CAMPAIGN_POSTS of them this campaign's), else the median of this
+    campaign's own finished posts; with neither there is nothing to compare with, so no advice."""
     post = state.pending_posts.get(event.post_id or "")
-    if post is None:
+    if post is None or post[3] < BOOST_MIN_ENGAGEMENTS:
         return
-    _, predicted, ts_ms, engagements = post
+    traits, _, ts_ms, engagements = post
     age_h = max((event.ts_ms - ts_ms) / HOUR_MS, 0.0)
     horizon_h = POST_HORIZON_MS // HOUR_MS
-    if age_h <= horizon_h and engagements >= BOOST_MIN_ENGAGEMENTS \
-            and engagements > 2 * max(predicted, 1.0):
-        emit("boost_post", event.post_id or "",
-             f"Post {event.post_id} has {engagements} engagements after {age_h:.1f} h, "
-             f"twice the {predicted:.1f} predicted for its first {horizon_h} h: boost it.",
-             min(1.0, engagements / (4 * max(predicted, 1.0))),
-             params={"post_id": event.post_id},
-             evidence={"engagements": engagements, "predicted": round(predicted, 2),
-                       "age_hours": round(age_h, 2)})
+    outcomes = memory.get("post_outcomes", [])
+    if age_h > horizon_h or len(outcomes) < MIN_CAMPAIGN_POSTS:
+        return
+    if model_ready(memory, models):
+        baseline, usual = "model", models.posts.predict_one(post_features(traits))
+        said = "predicted by the engagement model"
+    else:
+        baseline, usual = "campaign_median", statistics.median(outcomes)
+        said = f"this campaign's median over its last {len(outcomes)} posts"
+    expected = round(max(usual, 1.0), 2)
+    ratio = round(engagements / expected, 1)
+    if ratio < BOOST_RATIO:
+        return
+    evidence = {"engagements": engagements, "expected": expected, "baseline": baseline,
+                "age_hours": round(age_h, 2), "horizon_hours": horizon_h,
+                "campaign_posts": len(outcomes)}
+    emit("boost_post", event.post_id or "",
+         f"Post {event.post_id} has {engagements} engagements after {evidence['age_hours']} h, "
+         f"{ratio}x the {expected} expected over its first {horizon_h} h ({said}): boost it.",
+         min(1.0, ratio / (2 * BOOST_RATIO)), params={"post_id": event.post_id},
+         evidence=evidence)
+
+
+def model_ready(memory: dict[str, Any], models: Models) -> bool:
+    """The engagement model has learned enough for this campaign's advice: from MIN_MODEL_VERSION
+    posts in all, MIN_CAMPAIGN_POSTS of them this campaign's."""
+    return (models.posts.version >= MIN_MODEL_VERSION
+            and memory.get("posts_done", 0) >= MIN_CAMPAIGN_POSTS)
 
 
 def plan_posts(memory: dict[str, Any], state: CampaignState, event: SocialEvent,
@@ -49,7 +77,7 @@ def plan_posts(memory: dict[str, Any], state: CampaignState, event: SocialEvent,
     """On each new post, once the engagement model has learned enough: a better hour to post
     like it, then the campaign's most promising topic."""
     post = state.pending_posts.get(event.post_id or "")
-    if post is None or models.posts.version < MIN_MODEL_VERSION:
+    if post is None or not model_ready(memory, models):
         return  # no predictions worth acting on yet
     traits = post[0]
     schedule_post(traits, models, emit)
@@ -65,16 +93,17 @@ def schedule_post(traits: list[Any], models: Models, emit: Emitter) -> None:
         shifted = ts_ms - ts_ms % (24 * HOUR_MS) + hour * HOUR_MS
         x = post_features([platform, shifted, length, topics, sentiment])
         by_hour.append(models.posts.predict_one(x))
-    order = sorted(range(24), key=lambda h: -by_hour[h])
+    predicted = [round(v, 2) for v in by_hour]  # the evidence, and what the sentence says
+    order = sorted(range(24), key=lambda h: -predicted[h])
     now_hour = (ts_ms // HOUR_MS) % 24
-    if by_hour[order[0]] > 1.2 * by_hour[now_hour]:
+    best, now = predicted[order[0]], predicted[now_hour]
+    if now > 0 and best > 1.2 * now:
         emit("schedule_post", platform,
-             f"On {platform}, posts like this one are predicted "
-             f"{by_hour[order[0]] / max(by_hour[now_hour], 1e-9) - 1:.0%} more engagement "
-             f"at {order[0]}:00 UTC than at {now_hour}:00.",
-             min(1.0, 0.5 + (by_hour[order[0]] - by_hour[now_hour]) / 10),
+             f"On {platform}, posts like this one are predicted {best / now - 1:.0%} more "
+             f"engagement at {order[0]}:00 UTC ({best}) than at {now_hour}:00 ({now}).",
+             min(1.0, 0.5 + (best - now) / 10),
              params={"hours_utc": order[:3], "platform": platform},
-             evidence={"predicted_by_hour": [round(v, 2) for v in by_hour]})
+             evidence={"predicted_by_hour": predicted, "posted_hour_utc": now_hour})
 
 
 def promote_topic(memory: dict[str, Any], traits: list[Any], segment: str, models: Models,
@@ -98,22 +127,29 @@ def promote_topic(memory: dict[str, Any], traits: list[Any], segment: str, model
         residuals, posts = lifts.get(t, (0.0, 0))
         x = post_features([platform, ts_ms, length, [t], sentiment])
         score[t] = models.posts.predict_one(x) * math.exp(residuals / (posts + LIFT_PRIOR))
-    best = max(seen, key=lambda t: score[t])
-    mean = sum(score.values()) / len(score)
-    if score[best] > 1.2 * mean:
+    predicted = {t: round(v, 2) for t, v in sorted(score.items())}
+    best = max(seen, key=lambda t: predicted[t])
+    mean = round(sum(predicted.values()) / len(predicted), 2)
+    if mean > 0 and predicted[best] > 1.2 * mean:
         emit("promote_topic", f"{segment}:{best}",
-             f"Posts about {best} are predicted {score[best] / max(mean, 1e-9) - 1:.0%} more "
-             f"engagement than this campaign's other topics for segment {segment}.",
-             min(1.0, 0.5 + (score[best] - mean) / 10),
+             f"Posts about {best} are predicted {predicted[best] / mean - 1:.0%} more engagement "
+             f"({predicted[best]}) than the average ({mean}) of this campaign's "
+             f"{len(predicted)} topics for segment {segment}.",
+             min(1.0, 0.5 + (predicted[best] - mean) / 10),
              params={"topic": best, "segment": segment,
-                     "ranking": sorted(seen, key=lambda t: -score[t])[:5]},
-             evidence={"predicted": {t: round(v, 2) for t, v in sorted(score.items())}})
+                     "ranking": sorted(seen, key=lambda t: -predicted[t])[:5]},
+             evidence={"predicted": predicted, "average": mean})
 
 
 def learn_topic_lift(memory: dict[str, Any], topics: list[str], x: dict[str, float],
                      engagements: int, models: Models) -> None:
-    """A post's engagement is known: remember how its topics did for this campaign against the
-    global model, which only knows how topics do across all campaigns."""
+    """A post's engagement is known: remember it (the campaign's own baseline for boost_post) and
+    how its topics did for this campaign against the global model, which only knows how topics
+    do across all campaigns."""
+    outcomes = memory.setdefault("post_outcomes", [])
+    outcomes.append(engagements)
+    del outcomes[:-MAX_OUTCOMES]
+    memory["posts_done"] = memory.get("posts_done", 0) + 1
     residual = math.log1p(engagements) - math.log1p(models.posts.predict_one(x))
     lifts = memory.setdefault("topic_lift", {})  # topic -> [residual sum, posts]
     for topic in topics:

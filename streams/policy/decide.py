@@ -52,7 +52,7 @@ class Policy:
         elif kind == "post":
             content.plan_posts(memory, state, event, models, emit)
         if kind in ("reaction", "share", "comment"):
-            content.boost_post(state, event, emit)
+            content.boost_post(memory, state, event, models, emit)
         return found
 
     def post_outcome(self, state: CampaignState, topics: list[str], x: dict[str, float],

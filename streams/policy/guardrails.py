@@ -23,8 +23,8 @@ from streams.training import Models
 # Minimum evidence, per rule.
 MIN_IMPRESSIONS: Final = 200  # per creative, before it takes part in a budget shift
 MIN_CONVERSIONS: Final = 10  # campaign, before budget up/down
-FATIGUE_MIN_IMPRESSIONS: Final = 500  # a creative's reference click-through, before the CUSUM runs
-FATIGUE_MIN_CLICKS: Final = 20
+FATIGUE_MIN_IMPRESSIONS: Final = 300  # a creative's reference click-through, before the CUSUM runs
+FATIGUE_MIN_CLICKS: Final = 10
 ALERT_MIN_TEXTS: Final = 30  # scored comments of a campaign, before a sentiment alert
 REPLY_BATCH: Final = 5  # negative comments waiting, before asking for replies
 
@@ -34,7 +34,7 @@ MAX_COOLDOWNS: Final = 200  # cooldowns kept per campaign before the expired one
 COOLDOWN_MS: Final = {"shift_budget": HOUR_MS // 2, "increase_budget": 6 * HOUR_MS,
                       "decrease_budget": 6 * HOUR_MS, "pause_creative": 24 * HOUR_MS,
                       "boost_post": 24 * HOUR_MS, "sentiment_alert": 2 * HOUR_MS,
-                      "respond_to_comments": 0, "schedule_post": 12 * HOUR_MS,
+                      "respond_to_comments": HOUR_MS // 4, "schedule_post": 12 * HOUR_MS,
                       "promote_topic": 12 * HOUR_MS}
 EXPIRY_MS: Final = {"shift_budget": 6 * HOUR_MS, "increase_budget": 12 * HOUR_MS,
                     "decrease_budget": 12 * HOUR_MS, "pause_creative": 24 * HOUR_MS,

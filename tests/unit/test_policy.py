@@ -110,8 +110,16 @@ def clicks_on(state: CampaignState, ctr_by_impression: list[float]) -> list[Reco
 def test_pause_creative_on_a_sustained_ctr_drop() -> None:
     [rec] = clicks_on(CampaignState("c"), [0.08] * 3000 + [0.04] * 2000)
     assert rec.target == "A" and rec.event_time > T0_MS + 3000 * 30_000
-    assert 0.06 < rec.evidence["reference_ctr"] < 0.09  # it follows the drop, slowly
-    assert rec.evidence["recent_ctr"] < 0.06
+    assert 0.06 < rec.evidence["reference_ctr"] < 0.09  # its own click-through before the run
+    assert rec.evidence["recent_clicks"] / rec.evidence["recent_impressions"] < 0.06
+    assert 0.5 < rec.confidence < 1.0  # grows with the statistic, never saturates
+
+
+def test_the_fatigue_statistic_starts_over_while_a_pause_cools_down() -> None:
+    state = CampaignState("c")
+    state.policy["cooldown"] = {"pause_creative|A": T0_MS + 10**12}  # paused not long ago
+    assert clicks_on(state, [0.08] * 3000 + [0.04] * 2000) == []
+    assert state.policy["fatigue"]["A"][2] < 6.0  # held back, not piling up for later
 
 
 def test_no_pause_for_a_healthy_creative_with_noisy_clicks() -> None:
@@ -136,6 +144,7 @@ def test_budget_up_when_recent_cost_per_conversion_is_low_and_down_when_high() -
 
 def posted(engagements: int) -> CampaignState:
     state = CampaignState("c")
+    state.policy["post_outcomes"] = [2, 3, 4]  # the campaign's own median: 3
     state.pending_posts["p"] = [["x", T0_MS, 10, [], None], 2.0, T0_MS, engagements]
     return state
 
@@ -143,6 +152,11 @@ def posted(engagements: int) -> CampaignState:
 def test_boost_post_when_early_engagement_beats_the_prediction() -> None:
     [rec] = decide(posted(12), ev("reaction", ts=T0_MS + HOUR_MS, post_id="p"))
     assert rec.action == "boost_post" and rec.target == "p"
+    assert rec.evidence["baseline"] == "campaign_median" and rec.evidence["expected"] == 3
+    assert "4.0x the 3" in rec.explanation  # the real ratio, not a fixed word
+    no_history = posted(12)
+    del no_history.policy["post_outcomes"]  # nothing to compare with: no advice
+    assert decide(no_history, ev("reaction", ts=T0_MS + HOUR_MS, post_id="p")) == []
     assert decide(posted(5), ev("reaction", ts=T0_MS + HOUR_MS, post_id="p")) == []
     assert decide(posted(12), ev("reaction", ts=T0_MS + 8 * HOUR_MS, post_id="p")) == []
 
@@ -192,6 +206,7 @@ def trained_posts() -> Models:
 def test_schedule_post_and_promote_topic_from_engagement_predictions() -> None:
     models = trained_posts()
     state = CampaignState("c")
+    state.policy["posts_done"] = 3  # the model has learned from this campaign's posts too
     state.policy["topics"] = ["cats", "taxes"]
     state.pending_posts["p"] = [["x", DAY + 8 * HOUR_MS, 50, ["news"], None], 1.0,
                                 DAY + 8 * HOUR_MS, 0]
