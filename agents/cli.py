@@ -81,7 +81,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     return run_simulate(_settings(args), campaigns=args.campaigns, creatives=args.creatives,
                         duration=args.duration, seed=args.seed, out=args.out,
-                        to_kafka=args.to_kafka, rate=args.rate)
+                        to_kafka=args.to_kafka, rate=args.rate, aggregate=args.aggregate)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -140,6 +140,9 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--duration", default="24h",
                           help="event time covered: 90s, 30m, 24h, 2d (default 24h)")
     simulate.add_argument("--seed", type=int, default=1, help="same seed, same traffic")
+    simulate.add_argument("--aggregate", metavar="INTERVAL",
+                          help="impressions, clicks and conversions as counts per creative per "
+                          "INTERVAL (1m, 1h), as ad platforms report delivery")
     target = simulate.add_mutually_exclusive_group(required=True)
     target.add_argument("--out", help="JSONL file; the ground truth goes to OUT.truth.json")
     target.add_argument("--to-kafka", action="store_true", help="produce to the input topic")

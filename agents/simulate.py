@@ -5,25 +5,32 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import orjson
 
 from agents.produce import produce_lines
 from streams.config import Settings
 from streams.errors import InputFileError
+from streams.simulator import aggregate as aggregated
 from streams.simulator import parse_duration, simulate
 
 
 def run_simulate(settings: Settings, *, campaigns: int, creatives: int, duration: str, seed: int,
-                 out: str | None, to_kafka: bool, rate: float) -> int:
+                 out: str | None, to_kafka: bool, rate: float, aggregate: str | None = None) -> int:
     try:
         duration_ms = parse_duration(duration)
+        interval_ms = parse_duration(aggregate) if aggregate else None
     except ValueError as exc:
         raise InputFileError(str(exc)) from None
     if campaigns < 1 or creatives < 1:
         raise InputFileError("--campaigns and --creatives must be at least 1")
+    events: Iterable[dict[str, Any]]
     events, truth = simulate(campaigns, creatives, duration_ms, seed)
+    if interval_ms:
+        events = aggregated(events, interval_ms)
     if out:
         truth_path = Path(out).with_suffix(".truth.json")
         with open(out, "wb") as sink:

@@ -35,6 +35,7 @@ from streams.simulator import (
     START_MS,
     TOPICS,
     CampaignTruth,
+    aggregate,
     hour_factor,
     simulate,
 )
@@ -47,7 +48,7 @@ def value(c: CampaignTruth, creative: str, ts: int) -> float:
 
 
 def allocation(c: CampaignTruth, minutes: int, per_minute: int, strategy: str,
-               seed: int) -> float:
+               seed: int, aggregated: bool = False) -> float:
     """Expected conversions over the run when impressions are split by ``strategy``."""
     rng = random.Random(seed)
     creatives = sorted(c.ctr)
@@ -86,6 +87,8 @@ def allocation(c: CampaignTruth, minutes: int, per_minute: int, strategy: str,
                         events.append({**base, "event_id": f"v{counter}", "type": "conversion",
                                        "amount": 50, "currency": "USD"})
         events.sort(key=lambda e: e["ts"])
+        if aggregated:  # the minute's delivery as counts per creative, as ad platforms report
+            events = aggregate(events, MINUTE_MS)
         for raw in events:
             event = decode(orjson.dumps(raw))
             assert isinstance(event, SocialEvent)
@@ -98,7 +101,7 @@ def allocation(c: CampaignTruth, minutes: int, per_minute: int, strategy: str,
     return total
 
 
-def run_allocation(days: int, seeds: range, per_minute: int) -> None:
+def run_allocation(days: int, seeds: range, per_minute: int, aggregated: bool) -> None:
     ratios: dict[str, list[float]] = {"socialstream": [], "uniform": [], "epsilon_greedy": []}
     for seed in seeds:
         _, truth = simulate(campaigns=4, creatives=4, duration_ms=days * 24 * HOUR_MS, seed=seed)
@@ -106,7 +109,7 @@ def run_allocation(days: int, seeds: range, per_minute: int) -> None:
             minutes = days * 24 * 60
             oracle = allocation(c, minutes, per_minute, "oracle", seed * 100 + i)
             for name in ratios:
-                got = allocation(c, minutes, per_minute, name, seed * 100 + i)
+                got = allocation(c, minutes, per_minute, name, seed * 100 + i, aggregated)
                 ratios[name].append(got / oracle)
     print("allocation (expected conversions as a share of the oracle; median over "
           f"{len(ratios['uniform'])} campaigns, {days} day(s) each, {per_minute} impressions/min):")
@@ -116,7 +119,7 @@ def run_allocation(days: int, seeds: range, per_minute: int) -> None:
               + ("  target: median >= 0.90" if name == "socialstream" else ""))
 
 
-def run_detection(days: int, seeds: range) -> None:
+def run_detection(days: int, seeds: range, aggregated: bool) -> None:
     delays_min: list[float] = []
     delays_events: list[int] = []
     fatigue_min: list[float] = []
@@ -131,6 +134,8 @@ def run_detection(days: int, seeds: range) -> None:
         for crisis_share in (1.0, 0.0):
             events, truth = simulate(campaigns=8, creatives=4, duration_ms=days * 24 * HOUR_MS,
                                      seed=seed, crisis_share=crisis_share, fatigue_drop=0.4)
+            if aggregated:
+                events = iter(aggregate(events, MINUTE_MS))
             lines = [orjson.dumps(e) for e in events]
             emitted: list[bytes] = []
             replay(lines, emit=emitted.append)
@@ -202,12 +207,17 @@ def main() -> None:
     parser.add_argument("--impressions-per-minute", type=int, default=12,
                         help="per campaign, in the allocation scenarios: the evidence there is")
     parser.add_argument("--only", choices=("allocation", "detection"))
+    parser.add_argument("--aggregate", action="store_true",
+                        help="impressions, clicks and conversions as counts per creative per "
+                        "minute (socialstream simulate --aggregate 1m), not one event each")
     args = parser.parse_args()
+    print("input: " + ("counts per creative per minute" if args.aggregate
+                       else "one event per impression, click and conversion"))
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     if args.only != "detection":
-        run_allocation(args.days, seeds, args.impressions_per_minute)
+        run_allocation(args.days, seeds, args.impressions_per_minute, args.aggregate)
     if args.only != "allocation":
-        run_detection(args.days, seeds)
+        run_detection(args.days, seeds, args.aggregate)
 
 
 if __name__ == "__main__":

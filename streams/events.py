@@ -26,6 +26,7 @@ MAX_ID_CHARS: Final = 128
 MAX_TEXT_CHARS: Final = 10_000
 MAX_TOPICS: Final = 50
 MAX_AMOUNT: Final = 1e12
+MAX_COUNT: Final = 10_000_000
 # Event time must fall in [2000-01-01, 2100-01-01): catches epoch seconds sent as milliseconds.
 MIN_TS_MS: Final = 946_684_800_000
 MAX_TS_MS: Final = 4_102_444_800_000
@@ -35,6 +36,8 @@ EVENT_TYPES: Final = frozenset(
 PLATFORMS: Final = frozenset(
     {"facebook", "instagram", "x", "tiktok", "linkedin", "youtube", "other"})
 SENTIMENTS: Final = frozenset({"positive", "neutral", "negative"})
+# Delivery that ad platforms report as counts per creative and interval may come aggregated.
+COUNTED_TYPES: Final = frozenset({"impression", "click", "conversion"})
 
 # Fields that become required by the event's type, beyond the always-required ones.
 REQUIRED_BY_TYPE: Final[dict[str, frozenset[str]]] = {
@@ -71,6 +74,7 @@ class Reason(StrEnum):
     UNKNOWN_SENTIMENT = "unknown_sentiment"
     INVALID_AMOUNT = "invalid_amount"
     INVALID_CURRENCY = "invalid_currency"
+    INVALID_COUNT = "invalid_count"
     # Not produced by decode: a later stage raised on a valid event (a bug, kept visible).
     INTERNAL_ERROR = "internal_error"
 
@@ -116,6 +120,9 @@ class SocialEvent(msgspec.Struct, frozen=True, gc=False):
     sentiment: _Sentiment | None = None
     target_event_id: _Ident | None = None
     schema_version: Literal[1] = SCHEMA_VERSION
+    # How many impressions, clicks or conversions this event reports (a conversion's ``amount``
+    # is their total value); 1 for any other type.
+    count: Annotated[int, msgspec.Meta(ge=1, le=MAX_COUNT)] = 1
 
     def __post_init__(self) -> None:
         ts = cast(int | str, self.ts_ms)
@@ -172,7 +179,8 @@ def decode(data: bytes) -> SocialEvent | Rejected:
         event = _fast_decode(data)
     except (msgspec.MsgspecError, UnicodeDecodeError):
         return _decode_slowly(data)
-    if event.type in _NEEDS_TEXT and not event.text:
+    if (event.type in _NEEDS_TEXT and not event.text) or \
+            (event.count != 1 and event.type not in COUNTED_TYPES):
         return _decode_slowly(data)
     for name in _NEEDED[event.type]:
         if getattr(event, name) is None:
@@ -269,6 +277,8 @@ def _event(obj: dict[str, Any]) -> SocialEvent:
         else _enum(obj, "sentiment", SENTIMENTS, Reason.UNKNOWN_SENTIMENT),
         None if "target_event_id" not in needs and get("target_event_id") is None
         else _ident(obj, "target_event_id", "target_event_id" in needs),
+        SCHEMA_VERSION,
+        1 if get("count") is None else _count(get("count"), etype),
     )
 
 
@@ -369,6 +379,17 @@ def _amount(value: Any) -> float:
     if not 0 <= value <= MAX_AMOUNT:  # also refuses NaN
         raise _Invalid(Reason.INVALID_AMOUNT, f"amount {value} is outside 0..{MAX_AMOUNT:.0e}")
     return float(value)
+
+
+def _count(value: Any, etype: str) -> int:
+    if type(value) is not int:
+        raise _Invalid(Reason.WRONG_TYPE, f"count must be an integer, got {_kind(value)}")
+    if not 1 <= value <= MAX_COUNT:
+        raise _Invalid(Reason.INVALID_COUNT, f"count {value} is outside 1..{MAX_COUNT:,}")
+    if value != 1 and etype not in COUNTED_TYPES:
+        raise _Invalid(Reason.INVALID_COUNT,
+                       f"count is for impression, click and conversion events, not {etype}")
+    return value
 
 
 def _currency(value: Any, required: bool) -> str | None:

@@ -71,7 +71,7 @@ class Pipeline:
         state.remember(event_hash)
         if position != NO_POSITION:
             state.applied = position
-        state.counts[event.type] += 1
+        state.counts[event.type] += event.count
         examples: list[Example] = []
         if event.ts_ms > state.last_ts_ms:
             state.last_ts_ms = event.ts_ms
@@ -153,15 +153,15 @@ class Pipeline:
             stats = [0, 0, 0, 0.0, event.ts_ms]
             _bounded_put(state.creatives, cid, stats, MAX_CREATIVES)
         if event.type == "impression":
-            stats[0] += 1
+            stats[0] += event.count
             self._impression(state, event, cid, stats[4], examples)
         elif event.type == "click":
-            stats[1] += 1
+            stats[1] += event.count
             window = state.windows.get(cid)
             if window is not None:
-                window[3] += 1
+                window[3] += event.count
         elif event.type == "conversion":
-            stats[2] += 1
+            stats[2] += event.count
             state.revenue += event.amount or 0.0
         else:
             stats[3] += event.amount or 0.0
@@ -174,8 +174,8 @@ class Pipeline:
             x = creative_features(event, int(first_seen_ms))
             window = [x, self.models.creatives.predict_one(x), 0, 0]
             _bounded_put(state.windows, cid, window, MAX_CREATIVES)
-        window[2] += 1
-        if window[2] >= self.window:
+        window[2] += event.count
+        if window[2] >= self.window:  # aggregated input may overshoot: still one outcome
             x, predicted, impressions, clicks = state.windows.pop(cid)
             examples.append(Example(f"creative:{state.campaign_id}:{cid}:{event.event_id}",
                                     "creative", x, [clicks, impressions], predicted))

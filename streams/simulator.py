@@ -14,9 +14,10 @@ of order) and returns the ``Truth`` that decisions are scored against.
 
 from __future__ import annotations
 
+import heapq
 import math
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
@@ -214,3 +215,35 @@ def _poisson(rng: random.Random, lam: float) -> int:
         if p <= limit:
             return k
         k += 1
+
+
+def aggregate(events: Iterable[dict[str, Any]], interval_ms: int) -> list[dict[str, Any]]:
+    """The same traffic as ad platforms report delivery: the impressions, clicks and conversions
+    of each creative in each interval as one event with a ``count`` (a conversion's ``amount``
+    their total value), at the interval's last millisecond; every other event as it is.  Sorted
+    by event time, aggregated events after the others of the same millisecond."""
+    kept: list[dict[str, Any]] = []
+    totals: dict[tuple[str, str, str, int], dict[str, Any]] = {}
+    for event in events:
+        if event["type"] not in ("impression", "click", "conversion"):
+            kept.append(event)
+            continue
+        start = event["ts"] - event["ts"] % interval_ms
+        key = (event["campaign_id"], event["creative_id"], event["type"], start)
+        total = totals.get(key)
+        if total is None:
+            total = totals[key] = {
+                "event_id": f"{event['campaign_id']}-{event['creative_id']}-{event['type']}-"
+                            f"{start}",
+                "ts": start + interval_ms - 1, "type": event["type"],
+                "platform": event["platform"], "campaign_id": event["campaign_id"],
+                "creative_id": event["creative_id"], "count": 0}
+            if event["type"] == "conversion":
+                total.update(amount=0.0, currency=event["currency"])
+        total["count"] += 1
+        if "amount" in total:
+            total["amount"] = round(total["amount"] + event["amount"], 2)
+    order = {"impression": 0, "click": 1, "conversion": 2}
+    counted = sorted(totals.values(), key=lambda e: (e["ts"], order[e["type"]]))
+    return list(heapq.merge(sorted(kept, key=lambda e: e["ts"]), counted,
+                            key=lambda e: e["ts"]))

@@ -11,6 +11,7 @@ creative likelier to be the best than the one that pays. The figures in the comm
 from __future__ import annotations
 
 import hashlib
+import math
 from typing import Any, Final
 
 import numpy as np
@@ -37,11 +38,17 @@ def observe(memory: dict[str, Any], event: SocialEvent) -> None:
     cid = event.creative_id or ""
     if event.type == "impression":
         arm = arms.setdefault(cid, [0.0, 0.0])
-        arm[0] *= DISCOUNT
-        arm[1] = arm[1] * DISCOUNT + 1.0
+        if event.count == 1:
+            arm[0] *= DISCOUNT
+            arm[1] = arm[1] * DISCOUNT + 1.0
+        else:  # n impressions in one event: n discounts, and the sum of their faded weights
+            fade = DISCOUNT ** event.count
+            arm[0] *= fade
+            arm[1] = arm[1] * fade + (1.0 - fade) / (1.0 - DISCOUNT)
     elif event.type == "conversion" and cid in arms and arms[cid][1] >= 1.0:
-        arms[cid][0] += 1.0  # an impression that converted: a success, not a failure
-        arms[cid][1] -= 1.0
+        converted = min(float(event.count), math.floor(arms[cid][1]))
+        arms[cid][0] += converted  # impressions that converted: successes, not failures
+        arms[cid][1] -= converted
 
 
 def shift_budget(memory: dict[str, Any], state: CampaignState, event: SocialEvent,

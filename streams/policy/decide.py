@@ -42,7 +42,9 @@ class Policy:
             if kind != "conversion":
                 fatigue.pause_creative(memory, event, emit)
             stats = state.creatives.get(event.creative_id or "")
-            if kind == "impression" and stats is not None and stats[0] % SHIFT_EVERY == 0:
+            # every SHIFT_EVERY impressions, however many one event reports
+            if kind == "impression" and stats is not None \
+                    and stats[0] // SHIFT_EVERY > (stats[0] - event.count) // SHIFT_EVERY:
                 allocation.shift_budget(memory, state, event, emit)
         elif kind == "spend":
             budget.pace(memory, state, event, emit)

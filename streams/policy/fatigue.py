@@ -34,7 +34,10 @@ def pause_creative(memory: dict[str, Any], event: SocialEvent, emit: Emitter) ->
     cid = event.creative_id or ""
     # creative -> [reference clicks, reference impressions, statistic, run clicks, run imps]
     f = memory.setdefault("fatigue", {}).setdefault(cid, [0.0, 0.0, 0.0, 0, 0])
-    p0 = _step(f, event.type == "click")
+    click = event.type == "click"
+    p0 = _step(f, click)
+    for _ in range(event.count - 1):  # aggregated delivery: one step per impression or click
+        p0 = _step(f, click)
     if f[2] < FATIGUE_THRESHOLD:
         return
     evidence = {"reference_ctr": round(p0, 5), "recent_clicks": f[3],

@@ -122,6 +122,10 @@ BAD: list[tuple[str, bytes, Reason]] = [
     ("negative amount", orjson.dumps({**SPEND, "amount": -1}), Reason.INVALID_AMOUNT),
     ("lower-case currency", orjson.dumps({**SPEND, "currency": "eur"}), Reason.INVALID_CURRENCY),
     ("currency name", orjson.dumps({**SPEND, "currency": "euro"}), Reason.INVALID_CURRENCY),
+    ("zero count", orjson.dumps({**IMPRESSION, "count": 0}), Reason.INVALID_COUNT),
+    ("count of a label", orjson.dumps({**LABEL, "count": 2}), Reason.INVALID_COUNT),
+    ("count as a string", orjson.dumps({**IMPRESSION, "count": "3"}), Reason.WRONG_TYPE),
+    ("fractional count", orjson.dumps({**IMPRESSION, "count": 2.5}), Reason.WRONG_TYPE),
 ]
 
 
@@ -229,7 +233,7 @@ edge_values = (json_values | st.sampled_from([
     "", "x" * 128, "x" * 129, "é" * 128, "é" * 129, "EUR", "eur", "EURO", "ÉUR", -1, 0,
     1e12, 1e12 + 1, 1795687200000, 1795687200000.0, 946684800000, 946684799999,
     4102444800000, 4102444799999, True, None, [], ["a"] * 50, ["a"] * 51, [""], "x" * 10_001,
-    "2026-11-26T10:00:00Z", 1, 2, "1"]))
+    "2026-11-26T10:00:00Z", 1, 2, "1", 10_000_000, 10_000_001]))
 
 
 @settings(max_examples=1500, deadline=None)
@@ -238,7 +242,15 @@ edge_values = (json_values | st.sampled_from([
         {k: st.just(v) for k, v in VALID_BY_TYPE[t].items() if k == "type"},
         optional={k: edge_values | st.just(v)
                   for k, v in {**VALID_BY_TYPE[t], "schema_version": 1, "topics": ["a"],
-                               "author_id": "u", "text": "hi"}.items() if k != "type"})))
+                               "author_id": "u", "text": "hi", "count": 3}.items()
+                  if k != "type"})))
 def test_the_fast_path_decides_exactly_as_the_reference(obj: dict[str, Any]) -> None:
     data = json.dumps(obj).encode()  # not orjson: integers beyond 64 bits are input too
     assert decode(data) == _decode_slowly(data)
+
+
+def test_delivery_may_come_as_counts() -> None:
+    event = decode(orjson.dumps({**IMPRESSION, "count": 240}))
+    assert isinstance(event, SocialEvent) and event.count == 240
+    single = decode(orjson.dumps(IMPRESSION))
+    assert isinstance(single, SocialEvent) and single.count == 1
