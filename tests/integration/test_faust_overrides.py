@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from agents.app import ReadCommittedThread, SnapshottingConsumer, create_app
+from agents.app import FETCH_MAX_WAIT_MS, ReadCommittedThread, SnapshottingConsumer, create_app
 from streams.config import Settings
 
 pytestmark = pytest.mark.integration
@@ -32,7 +32,8 @@ async def test_the_producer_faust_builds_is_idempotent_with_acks_all(kafka: str)
         await client.stop()
 
 
-async def test_the_consumer_faust_builds_reads_committed(kafka: str) -> None:
+async def test_the_consumer_faust_builds_reads_committed_and_fetches_without_long_holds(
+        kafka: str) -> None:
     app = create_app(Settings(bootstrap_servers=kafka, app_id="overrides-consumer"))
     consumer = app.consumer
     assert isinstance(consumer, SnapshottingConsumer)
@@ -42,5 +43,6 @@ async def test_the_consumer_faust_builds_reads_committed(kafka: str) -> None:
     await client.start()
     try:
         assert client._fetcher._isolation_level == 1  # READ_COMMITTED on the wire
+        assert client._fetcher._fetch_max_wait_ms == FETCH_MAX_WAIT_MS == 20
     finally:
         await client.stop()
