@@ -22,7 +22,7 @@ from agents.app import App
 from agents.kafka import STATE_TABLE, owner_partition
 from streams import metrics
 from streams.config import Settings
-from streams.state import CampaignState, CampaignStore
+from streams.state import CampaignState, CampaignStore, pack
 
 
 class DurableState:
@@ -55,6 +55,8 @@ class DurableState:
                      started: float) -> None:
         producer = self.app.producer
         changelog = self.table.changelog_topic.get_topic_name()
+        if snapshots:  # compressed in a thread (zlib lets go of the GIL), not on the event loop
+            snapshots = await asyncio.to_thread(_packed, snapshots)
         pending = [await producer.send(self.settings.training_topic, None, data, 0, None, None)
                    for data in examples]  # to the single trainer: one learning lineage
         for campaign_id, data in snapshots.items():
@@ -74,3 +76,7 @@ class DurableState:
         in memory is checked against its durable snapshot when next touched: if another owner
         advanced it meanwhile, its newer snapshot replaces the copy held here."""
         self.store.suspect_all()
+
+
+def _packed(snapshots: dict[str, bytes]) -> dict[str, bytes]:
+    return {campaign_id: pack(data) for campaign_id, data in snapshots.items()}

@@ -13,7 +13,7 @@ from typing import Any, Final
 from streams.policy.recommendation import Recommendation
 from streams.state import CampaignState
 
-LATEST: Final = 5  # recommendations kept per campaign for its live view
+LATEST: Final = 3  # recommendations kept per campaign for its live view (each ~350 bytes)
 LATEST_FIELDS: Final = ("recommendation_id", "action", "target", "reason", "explanation",
                         "confidence", "event_time", "expires_at")
 

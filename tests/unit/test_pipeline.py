@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import zlib
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
+from streams.errors import StreamsError
 from streams.events import SocialEvent, decode
 from streams.models.engagement import DAY_MS, POST_HORIZON_MS
 from streams.pipeline import TEXT_TTL_MS, Pipeline
 from streams.replay import replay
-from streams.state import MAX_PENDING_TEXTS, CampaignState, CampaignStore
+from streams.state import MAX_PENDING_TEXTS, CampaignState, CampaignStore, pack
 from streams.training import Example, Trainer
 from tests.eventgen import T0_MS, mixed
 
@@ -131,9 +134,9 @@ def test_snapshot_round_trip_and_restart_without_double_counting() -> None:
 
 def test_state_from_a_newer_worker_is_read_with_its_unknown_fields_ignored() -> None:
     state = CampaignState("c", counts=Counter({"click": 3}), applied=(7, 0))
-    data = orjson.loads(state.to_bytes())
+    data = orjson.loads(state.to_json())
     data.update(schema_version=99, added_by_a_newer_worker={"x": 1})
-    restored = CampaignState.from_bytes(orjson.dumps(data))
+    restored = CampaignState.from_bytes(pack(orjson.dumps(data)))
     assert restored.deterministic() == state.deterministic() and restored.applied == (7, 0)
 
 
@@ -195,3 +198,13 @@ def test_a_restored_snapshot_sends_its_outbox_again() -> None:
     store = CampaignStore(load=lambda cid: CampaignState.from_bytes(durable.to_bytes()))
     store.get("a")
     assert store.take_dirty()[1] == [b"maybe-lost"]  # the trainer drops it if it had arrived
+
+
+def test_snapshots_are_compressed_and_plain_json_ones_still_restore() -> None:
+    state = CampaignState("c", counts=Counter({"impression": 5}), applied=(9, 0))
+    packed = state.to_bytes()
+    assert packed[:1] != b"{" and zlib.decompress(packed) == state.to_json()
+    for data in (packed, state.to_json()):  # the second: written before compression
+        assert CampaignState.from_bytes(data).deterministic() == state.deterministic()
+    with pytest.raises(StreamsError, match="neither JSON nor zlib"):
+        CampaignState.from_bytes(b"\x00garbage")
