@@ -30,10 +30,11 @@ def recommendations_markdown() -> str:
            "`recommendation_id` is deterministic: the same input stream gives the same ids, so",
            "consumers can de-duplicate. `dry_run: true` (worker setting `SOCIALSTREAM_DRY_RUN`)",
            "marks recommendations meant for review, not automation.", "",
-           "| action | reason code | cooldown per (campaign, action, target) | expires after |",
+           "| action | reason codes (usual first) | cooldown per (campaign, action, target) "
+           "| expires after |",
            "|---|---|---|---|"]
-    out += [f"| `{a}` | `{REASONS[a]}` | {_span(COOLDOWN_MS[a])} | {_span(EXPIRY_MS[a])} |"
-            for a in ACTIONS]
+    out += [f"| `{a}` | {', '.join(f'`{r}`' for r in REASONS[a])} | {_span(COOLDOWN_MS[a])} | "
+            f"{_span(EXPIRY_MS[a])} |" for a in ACTIONS]
     out += ["", "## Examples", "",
             "The first recommendation of each action in a simulated day of 8 campaigns",
             "(`socialstream simulate --duration 24h --seed 1`, replayed offline).", ""]

@@ -98,7 +98,7 @@ class Ingest:
         for (index, campaign_id), raws in foreign.items():
             await self.forward(records[index], campaign_id, raws)
         for rec in recommendations:  # before these records' offsets can be committed
-            metrics.RECOMMENDATIONS[rec.action].inc()
+            metrics.RECOMMENDATIONS[rec.action, rec.reason].inc()
             metrics.CONFIDENCE[rec.action].observe(rec.confidence)
             await self._send(self.recommendations, rec.campaign_id.encode(),
                              orjson.dumps(rec.to_dict()), partition=partition)

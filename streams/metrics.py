@@ -139,7 +139,8 @@ RECOMMENDATIONS_TOTAL = Counter(
     "Recommendations published, by action and reason code.",
     ["action", "reason"],
 )
-RECOMMENDATIONS = {a: RECOMMENDATIONS_TOTAL.labels(action=a, reason=r) for a, r in REASONS.items()}
+RECOMMENDATIONS = {(a, r): RECOMMENDATIONS_TOTAL.labels(action=a, reason=r)
+                   for a, codes in REASONS.items() for r in codes}
 RECOMMENDATION_CONFIDENCE = Histogram(
     "socialstream_recommendation_confidence",
     "Confidence (0..1) of the recommendations published, by action.",

@@ -29,6 +29,19 @@ ALERT_MIN_TEXTS: Final = 30  # scored comments of a campaign, before a sentiment
 REPLY_BATCH: Final = 5  # negative comments waiting, before asking for replies
 
 MAX_SHIFT: Final = 0.2  # most budget share moved by one recommendation
+
+# A defunded creative's retest (shift_budget, reason retest_defunded_creative): bounded in share,
+# impressions and time, at most one per creative per cooldown and one per campaign at a time, and
+# never for a creative whose own evidence says it is worse.
+RETEST_FLOOR: Final = 0.05  # a creative under this share of the budget is defunded
+RETEST_AFTER_MS: Final = 2 * HOUR_MS  # defunded this long, and starved of evidence meanwhile
+RETEST_SHARE: Final = 0.15  # the share it gets back (taken from the creative paid most)
+RETEST_IMPRESSIONS: Final = 600  # for this many impressions, then the usual split decides
+RETEST_MAX_MS: Final = 4 * HOUR_MS  # or for this long, if the impressions do not come
+RETEST_COOLDOWN_MS: Final = 24 * HOUR_MS  # per creative, from the start of its last retest
+RETEST_MIN_CHANCE: Final = 0.3  # chance that a creative as good as the one paid most would
+# have converted as little as it did: below it, its evidence says it is worse (no retest)
+RETEST_STOP_CHANCE: Final = 0.2  # a retest ends early once that chance falls below this
 MAX_COOLDOWNS: Final = 200  # cooldowns kept per campaign before the expired ones are dropped
 
 COOLDOWN_MS: Final = {"shift_budget": HOUR_MS // 2, "increase_budget": 6 * HOUR_MS,
@@ -56,16 +69,20 @@ class Emitter:
 
     def __call__(self, action: str, target: str, explanation: str,
                  confidence: float, params: dict[str, Any], evidence: dict[str, Any],
-                 trigger: str | None = None) -> Recommendation | None:
+                 trigger: str | None = None, reason: str | None = None) -> Recommendation | None:
         """``trigger`` names what the id derives from when it is not the current event (e.g. the
-        last comment of a batch), so a replay of the same input gives the same id."""
+        last comment of a batch), so a replay of the same input gives the same id; ``reason`` is
+        one of the action's reason codes (REASONS), its first by default."""
+        reason = reason or REASONS[action][0]
+        if reason not in REASONS[action]:
+            raise ValueError(f"{reason!r} is not a reason code of {action}")
         if self._cooling_down(action, target):
             return None
         now = self.event.ts_ms
         rec = Recommendation(
             recommendation_id(self.state.campaign_id, action, target,
                               trigger or self.event.event_id),
-            self.state.campaign_id, action, target, params, REASONS[action], explanation,
+            self.state.campaign_id, action, target, params, reason, explanation,
             max(0.0, min(1.0, confidence)), evidence, self.models.versions(), now,
             now + EXPIRY_MS[action], self.dry_run)
         self.found.append(rec)

@@ -18,16 +18,17 @@ ACTIONS: Final = ("shift_budget", "increase_budget", "decrease_budget", "pause_c
                   "boost_post", "sentiment_alert", "respond_to_comments", "schedule_post",
                   "promote_topic")
 
-REASONS: Final = {  # one stable reason code per action (the contract's `reason`)
-    "shift_budget": "bandit_best_creative",
-    "increase_budget": "cpa_below_average",
-    "decrease_budget": "cpa_above_average",
-    "pause_creative": "ctr_fatigue",
-    "boost_post": "early_engagement_above_prediction",
-    "sentiment_alert": "negative_surge",
-    "respond_to_comments": "negative_comments_waiting",
-    "schedule_post": "better_hours_predicted",
-    "promote_topic": "topic_engagement_predicted",
+REASONS: Final[dict[str, tuple[str, ...]]] = {
+    # the stable reason codes of each action (the contract's `reason`), its usual one first
+    "shift_budget": ("bandit_best_creative", "retest_defunded_creative"),
+    "increase_budget": ("cpa_below_average",),
+    "decrease_budget": ("cpa_above_average",),
+    "pause_creative": ("ctr_fatigue",),
+    "boost_post": ("early_engagement_above_prediction",),
+    "sentiment_alert": ("negative_surge",),
+    "respond_to_comments": ("negative_comments_waiting",),
+    "schedule_post": ("better_hours_predicted",),
+    "promote_topic": ("topic_engagement_predicted",),
 }
 
 

@@ -4,6 +4,7 @@ and must agree to the precision printed."""
 
 from __future__ import annotations
 
+import math
 import re
 import statistics
 from collections import Counter
@@ -27,7 +28,23 @@ def _pct(x: float) -> float:
 
 def _shift_budget(r: Rec) -> list[float]:
     p, to, source = r["evidence"]["p_best"], r["params"]["to"], r["params"]["from"]
+    if r["reason"] == "retest_defunded_creative":
+        return _retest(r)
+    assert r["reason"] == "bandit_best_creative"
     return [len(p), _pct(p[to]), _pct(p[source]), _pct(r["params"]["share"])]
+
+
+def _retest(r: Rec) -> list[float]:
+    e, params = r["evidence"], r["params"]
+    assert e["leader"] == params["from"] and params["impressions"] == e["retest_impressions"]
+    assert params["shares"][params["to"]] == pytest.approx(e["retest_share"], abs=1e-3)
+    expected = e["leader_conversion_rate"] * e["impressions"]  # Poisson chance of so few
+    chance = sum(math.exp(-expected) * expected ** k / math.factorial(k)
+                 for k in range(e["conversions"] + 1))
+    assert chance == pytest.approx(e["chance_as_good_as_leader"], abs=1e-3)
+    return [_pct(e["share_floor"]), e["defunded_hours"], e["conversions"], e["impressions"],
+            _pct(e["leader_conversion_rate"]), _pct(e["chance_as_good_as_leader"]),
+            _pct(e["retest_share"]), _pct(params["share"]), e["retest_impressions"]]
 
 
 def _budget(r: Rec) -> list[float]:

@@ -14,6 +14,7 @@ import orjson
 from streams.events import SocialEvent, decode
 from streams.models.engagement import HOUR_MS, post_features
 from streams.policy import Policy, Recommendation
+from streams.policy.guardrails import RETEST_IMPRESSIONS
 from streams.replay import replay
 from streams.state import CampaignState
 from streams.training import Models
@@ -252,3 +253,77 @@ def test_the_same_stream_gives_the_same_recommendation_ids() -> None:
     assert ids and ids == [orjson.loads(r)["recommendation_id"] for r in second]
     for raw in first:
         VALIDATOR.validate(orjson.loads(raw))
+
+
+def defunded_state(impressions: int = 200, conversions: int = 0) -> CampaignState:
+    """A pays (95% of the budget, 0.5% of impressions convert); B lost its share at T0 after
+    ``impressions`` impressions and ``conversions`` conversions, and got none since."""
+    state = CampaignState("c")
+    state.creatives = {"A": [3000, 150, 15, 0.0, T0_MS],
+                       "B": [impressions, 10, conversions, 0.0, T0_MS]}
+    state.policy["arms"] = {"A": [15.0, 2985.0], "B": [float(conversions),
+                                                      float(impressions - conversions)]}
+    state.policy["shares"] = {"A": 1.0, "B": 0.0}
+    state.policy["defunded"] = {"B": [T0_MS, impressions]}
+    return state
+
+
+def test_a_defunded_creative_gets_a_bounded_retest_then_the_usual_split() -> None:
+    from tests.unit.test_explanations import check
+
+    state = defunded_state()
+    assert decide(state, ev("impression", "early", T0_MS + 30 * 60_000, creative_id="A")) == []
+    [rec] = decide(state, ev("impression", "e1", T0_MS + 2 * HOUR_MS, creative_id="A"))
+    assert (rec.action, rec.reason, rec.target) == ("shift_budget", "retest_defunded_creative",
+                                                    "B")
+    assert rec.params["from"] == "A" and rec.params["shares"] == {"A": 0.85, "B": 0.15}
+    assert rec.params["impressions"] == rec.evidence["retest_impressions"] == RETEST_IMPRESSIONS
+    assert rec.evidence["defunded_hours"] == 2.0 and rec.evidence["impressions"] == 200
+    assert 0.3 < rec.evidence["chance_as_good_as_leader"] == rec.confidence < 0.45
+    check(orjson.loads(orjson.dumps(rec.to_dict())))
+    # while B has its retest impressions, the usual split leaves its share alone
+    state.creatives["A"][0] = 3100
+    assert decide(state, ev("impression", "e2", T0_MS + 3 * HOUR_MS, creative_id="A")) == []
+    # B converts so little that it is surely worse: the retest ends before its impressions and
+    # the usual split decides again, B's share goes back
+    state.creatives["B"][0] = 450
+    state.policy["arms"]["B"] = [0.0, 450.0]
+    state.creatives["A"][0] = 3200
+    [back] = decide(state, ev("impression", "e3", T0_MS + 4 * HOUR_MS, creative_id="A"))
+    assert (back.reason, back.params["from"], back.params["to"]) == ("bandit_best_creative",
+                                                                     "B", "A")
+    # and it is not retested again within its cooldown, even if its evidence looks unlucky
+    state.creatives["B"][2] = 3
+    state.policy["arms"]["B"] = [3.0, 447.0]
+    state.creatives["A"][0] = 3300
+    recs = decide(state, ev("impression", "e4", T0_MS + 6 * HOUR_MS, creative_id="A"))
+    assert all(r.reason != "retest_defunded_creative" for r in recs)
+
+
+def test_no_retest_for_a_creative_whose_evidence_says_it_is_worse() -> None:
+    state = defunded_state(impressions=1500, conversions=1)  # 7.5 expected at A's rate
+    recs = decide(state, ev("impression", "e1", T0_MS + 2 * HOUR_MS, creative_id="A"))
+    assert all(r.reason != "retest_defunded_creative" for r in recs)
+
+
+def test_no_retest_for_a_creative_that_had_traffic_or_was_defunded_recently() -> None:
+    state = defunded_state()
+    state.creatives["B"][0] = 500  # the split was not followed: it has its evidence
+    state.policy["arms"]["B"] = [0.0, 500.0]
+    recs = decide(state, ev("impression", "e1", T0_MS + 2 * HOUR_MS, creative_id="A"))
+    assert all(r.reason != "retest_defunded_creative" for r in recs)
+    state = defunded_state()
+    assert decide(state, ev("impression", "e1", T0_MS + 59 * 60_000, creative_id="A")) == []
+
+
+def test_every_reason_code_has_its_metric_from_the_start() -> None:
+    from prometheus_client import generate_latest
+
+    import streams.metrics  # noqa: F401  (registers the metrics)
+    from streams.policy import REASONS
+
+    text = generate_latest().decode()
+    for action, codes in REASONS.items():
+        for reason in codes:
+            assert (f'socialstream_recommendations_total{{action="{action}",reason="{reason}"}}'
+                    in text)
