@@ -17,9 +17,14 @@ Evolving the format: unknown fields are ignored; a change that an older reader w
 bumps ``FORMAT_VERSION`` and keeps a decoder in ``_DECODERS`` for each older version still on the
 topic.  The version sits before the compressed body so a later version may change compression.
 Hyperparameters (learning rates, hashing widths) come from the code, not the snapshot: a release
-that changes them must bump the version if old weights would no longer fit.  Export checks that
-each estimator is the configuration handled here (e.g. constant-rate SGD, no L1), so a model change
-that adds learned state fails loudly (TypeError at dump, in the unit tests) instead of dropping it.
+that changes them must bump the version if old weights would no longer fit.  Format 2 (issue 14):
+the sentiment model learns per-class counts of token buckets and a Bayesian layer (mean and
+covariance) instead of format 1's logistic-regression weights, which fit no model any more: a
+format 1 snapshot loads with the sentiment model's counters (version, class counts, quality) and
+its learned state fresh (it starts again from the lexicon prior), everything else as it was.
+Export checks that each estimator is the configuration handled here (e.g. constant-rate SGD, no
+L1), so a model change that adds learned state fails loudly (TypeError at dump, in the unit tests)
+instead of dropping it.
 """
 
 from __future__ import annotations
@@ -38,11 +43,11 @@ from river import linear_model, metrics, optim, stats
 
 from streams.errors import StreamsError
 from streams.models.engagement import CreativeClickModel, PostEngagementModel
-from streams.models.sentiment import Progressive, SentimentModel
+from streams.models.sentiment import CLASSES, Progressive, SentimentModel
 from streams.training import MAX_SEEN_EXAMPLES, Models, Trainer
 
 MAGIC: Final = b"SSMODELS"
-FORMAT_VERSION: Final = 1
+FORMAT_VERSION: Final = 2
 MAX_SNAPSHOT_BYTES: Final = 64 * 1024 * 1024  # compressed: one Kafka message (MAX_MODEL_BYTES)
 MAX_DECOMPRESSED_BYTES: Final = 256 * 1024 * 1024
 COMPRESSION_LEVEL: Final = 1  # as the pickle snapshots: ~6% larger than level 6, half the time
@@ -148,11 +153,16 @@ def _models_out(m: Models) -> Json:
 
 
 def _sentiment_out(s: SentimentModel) -> Json:
-    ovr = s.classifier
+    words, stacker = s.words, s.stacker
+    counts = np.array(list(words.counts.values()), dtype=np.uint64).reshape(-1, len(CLASSES))
     return {"version": _int_out(s.version),
             "class_counts": {_str_out(k): _int_out(v) for k, v in s.class_counts.items()},
-            "classifiers": [[_str_out(label), _logreg_out(clf)]
-                            for label, clf in ovr.classifiers.items()],
+            "words": {"buckets": _array_out(np.fromiter(words.counts, dtype=np.uint64,
+                                                        count=len(words.counts))),
+                      "counts": _array_out(counts),
+                      "totals": [_int_out(t) for t in words.totals]},
+            "stacker": {"n": _int_out(stacker.n), "mean": _array_out(stacker.mean),
+                        "cov": _array_out(stacker.cov)},
             "quality": _progressive_out(s.quality)}
 
 
@@ -266,10 +276,19 @@ def _array_out(a: np.ndarray[Any, Any]) -> Json:
 
 
 def _decode_v1(doc: Json) -> tuple[Trainer, int]:
+    """Format 1: its sentiment weights fit no model any more (module docstring)."""
+    return _decode(doc, sentiment_state=False)
+
+
+def _decode_v2(doc: Json) -> tuple[Trainer, int]:
+    return _decode(doc, sentiment_state=True)
+
+
+def _decode(doc: Json, *, sentiment_state: bool) -> tuple[Trainer, int]:
     doc = _obj(doc, "snapshot")
     offset = _int(doc["offset"], "offset", low=-1)
     models = Models()
-    _models_in(models, _obj(doc["models"], "models"))
+    _models_in(models, _obj(doc["models"], "models"), sentiment_state)
     raw = _obj(doc["trainer"], "trainer")
     trainer = Trainer(models)
     seen = _array_in(raw["seen"], "trainer.seen", "<u8", ndim=1).tolist()
@@ -278,30 +297,48 @@ def _decode_v1(doc: Json) -> tuple[Trainer, int]:
     return trainer, offset
 
 
-def _models_in(m: Models, raw: dict[str, Json]) -> None:
+def _models_in(m: Models, raw: dict[str, Json], sentiment_state: bool) -> None:
     m.version = _int(raw["version"], "models.version")
     m.lineage = _str(raw["lineage"], "models.lineage")
-    _sentiment_in(m.sentiment, _obj(raw["sentiment"], "sentiment"))
+    sentiment = _obj(raw["sentiment"], "sentiment")
+    _sentiment_counters_in(m.sentiment, sentiment)
+    if sentiment_state:
+        _sentiment_state_in(m.sentiment, sentiment)
     _posts_in(m.posts, _obj(raw["posts"], "posts"))
     _creatives_in(m.creatives, _obj(raw["creatives"], "creatives"))
 
 
-def _sentiment_in(s: SentimentModel, raw: dict[str, Json]) -> None:
+def _sentiment_counters_in(s: SentimentModel, raw: dict[str, Json]) -> None:
     s.version = _int(raw["version"], "sentiment.version")
     for label, count in _obj(raw["class_counts"], "sentiment.class_counts").items():
         s.class_counts[label] = _int(count, "sentiment.class_counts")
-    ovr = s.classifier
-    for item in _list(raw["classifiers"], "sentiment.classifiers"):
-        raw_label, state = _pair(item, "sentiment.classifiers")
-        label = _str(raw_label, "sentiment.classifiers")
-        clf = ovr.classifier.clone()  # what OneVsRestClassifier does for a new class
-        _logreg_in(clf, state, f"sentiment.classifiers[{label}]")
-        ovr.classifiers[label] = clf
     quality = _obj(raw["quality"], "sentiment.quality")
     s.quality.n = _int(quality["n"], "sentiment.quality.n")
     for name, metric in (("accuracy", s.quality.accuracy), ("macro_f1", s.quality.macro_f1),
                          ("macro_recall", s.quality.macro_recall)):
         _cm_in(metric.cm, quality[name], f"sentiment.quality.{name}")
+
+
+def _sentiment_state_in(s: SentimentModel, raw: dict[str, Json]) -> None:
+    words = _obj(raw["words"], "sentiment.words")
+    buckets = _array_in(words["buckets"], "sentiment.words.buckets", "<u8", ndim=1).tolist()
+    counts = _array_in(words["counts"], "sentiment.words.counts", "<u8", ndim=2)
+    if counts.shape != (len(buckets), len(CLASSES)):
+        raise _Bad(f"sentiment.words.counts: shape {counts.shape}, {len(buckets)} buckets")
+    if len(set(buckets)) != len(buckets) or any(b >= s.n_features for b in buckets):
+        raise _Bad(f"sentiment.words.buckets: duplicates or buckets >= {s.n_features}")
+    totals = [_int(t, "sentiment.words.totals")
+              for t in _list(words["totals"], "sentiment.words.totals")]
+    if len(totals) != len(CLASSES):
+        raise _Bad(f"sentiment.words.totals: {len(totals)} classes, expected {len(CLASSES)}")
+    stacker = _obj(raw["stacker"], "sentiment.stacker")
+    mean = _array_in(stacker["mean"], "sentiment.stacker.mean", "<f8", ndim=2)
+    cov = _array_in(stacker["cov"], "sentiment.stacker.cov", "<f8", ndim=2)
+    if mean.shape != s.stacker.mean.shape or cov.shape != s.stacker.cov.shape:
+        raise _Bad(f"sentiment.stacker: shapes {mean.shape} {cov.shape}, the model has "
+                   f"{s.stacker.mean.shape} {s.stacker.cov.shape}")
+    s.stacker.restore(mean, cov, _int(stacker["n"], "sentiment.stacker.n"))
+    s.words.restore(dict(zip(buckets, counts.tolist(), strict=True)), totals)
 
 
 def _posts_in(p: PostEngagementModel, raw: dict[str, Json]) -> None:
@@ -470,4 +507,5 @@ def _array_in(value: Json, what: str, dtype: str, ndim: int) -> np.ndarray[Any, 
     return np.frombuffer(data, dtype=dtype).reshape(shape).astype(_DTYPES[dtype])
 
 
-_DECODERS: Final[dict[int, Callable[[Json], tuple[Trainer, int]]]] = {1: _decode_v1}
+_DECODERS: Final[dict[int, Callable[[Json], tuple[Trainer, int]]]] = {
+    1: _decode_v1, 2: _decode_v2}

@@ -173,8 +173,11 @@ def test_non_finite_values_round_trip(trained: Trainer) -> None:
     models = original.models
     models.creatives.classifier.intercept = float("nan")
     models.creatives.log_loss._mean._mean = float("inf")
-    positive: Any = models.sentiment.classifier.classifiers["positive"]
-    positive._weights["t1"] = float("-inf")
+    stacker = models.sentiment.stacker
+    mean, cov = stacker.mean.copy(), stacker.cov.copy()
+    mean[2, 0] = float("-inf")
+    cov[0, 1] = float("nan")
+    stacker.restore(mean, cov, stacker.n)
     models.posts.regressor._eta_arr[0] = float("nan")
     restored, _ = load(dump(original, 7))
     assert state(restored) == state(original)
@@ -189,7 +192,7 @@ def test_the_snapshot_is_not_much_larger_than_the_pickle(trained: Trainer) -> No
 def test_the_format_is_tagged_and_versioned(trained: Trainer) -> None:
     data = dump(trained, 5)
     assert data.startswith(MAGIC)
-    assert int.from_bytes(data[len(MAGIC):len(MAGIC) + 2], "big") == FORMAT_VERSION == 1
+    assert int.from_bytes(data[len(MAGIC):len(MAGIC) + 2], "big") == FORMAT_VERSION == 2
     assert MAX_SNAPSHOT_BYTES == 64 * 1024 * 1024
     assert model_snapshot.MAX_DECOMPRESSED_BYTES == 256 * 1024 * 1024
     assert issubclass(SnapshotRefused, StreamsError)
@@ -239,7 +242,7 @@ def test_unreadable_payloads_are_refused(trained: Trainer) -> None:
 
 def test_unknown_versions_are_refused(trained: Trainer) -> None:
     body = dump(trained, 5)[len(MAGIC) + 2:]
-    for version in (0, 2, 65535):
+    for version in (0, 3, 65535):
         error = refused(MAGIC + version.to_bytes(2, "big") + body)
         assert error.reason == "unknown_version" and f"format_version {version}" in str(error)
 
@@ -273,6 +276,30 @@ def test_unknown_fields_are_ignored(trained: Trainer) -> None:
     assert state(restored) == state(trained)
 
 
+def test_a_format_1_snapshot_loads_with_a_fresh_sentiment_state() -> None:
+    """tests/unit/data/model-snapshot-v1.bin was written by the release before issue 14 (e83ab8c:
+    60 examples of ``train`` with seed 11, offset 42).  Its sentiment weights fit no model any
+    more: the sentiment counters are kept, the learned state starts again, the rest loads as it
+    was."""
+    data = (Path(__file__).parent / "data/model-snapshot-v1.bin").read_bytes()
+    assert int.from_bytes(data[len(MAGIC):len(MAGIC) + 2], "big") == 1
+    doc = document(data)
+    restored, offset = load(data)
+    assert offset == 42
+    models, fresh = restored.models, Models()
+    assert models.versions() == {"models": 60, "sentiment": 27, "post_engagement": 20,
+                                 "creative_ctr": 13}
+    assert dict(models.sentiment.class_counts) == doc["models"]["sentiment"]["class_counts"]
+    assert models.sentiment.quality.report()["macro_recall"] == pytest.approx(0.7063492063)
+    assert state(models.sentiment.words) == state(fresh.sentiment.words)
+    assert state(models.sentiment.stacker) == state(fresh.sentiment.stacker)
+    assert models.posts.regressor._idx and models.creatives.classifier.weights
+    assert len(restored.seen) == 60
+    train(restored, 80, seed=12, start=60)  # learns on, and round-trips in the current format
+    again, _ = load(dump(restored, 43))
+    assert state(again) == state(restored) and again.models.sentiment.stacker.n > 0
+
+
 def f8(values: list[float], shape: list[int]) -> dict[str, Any]:
     raw = np.array(values, dtype="<f8").tobytes()
     return {"dtype": "<f8", "shape": shape, "data": base64.b64encode(raw).decode()}
@@ -295,7 +322,14 @@ def f8(values: list[float], shape: list[int]) -> dict[str, Any]:
     (["models", "creatives", "roc_auc"], []),
     (["models", "creatives", "classifier", "weights", "values"], f8([1.0], [1])),
     (["models", "creatives", "classifier", "intercept"], "NaN"),
-    (["models", "sentiment", "classifiers", 0, 0], 1),
+    (["models", "sentiment", "words", "buckets", "dtype"], "<f8"),
+    (["models", "sentiment", "words", "buckets"], {"dtype": "<u8", "shape": [2],
+                                                   "data": base64.b64encode(bytes(16)).decode()}),
+    (["models", "sentiment", "words", "counts", "shape"], [1, 3]),
+    (["models", "sentiment", "words", "totals"], [1, 2]),
+    (["models", "sentiment", "stacker", "mean"], f8([1.0], [1, 1])),
+    (["models", "sentiment", "stacker", "cov"], f8([1.0, 2.0], [1, 2])),
+    (["models", "sentiment", "stacker", "n"], -1),
     (["models", "sentiment", "quality", "accuracy", "data", 0, 1, 0], [1, 2, 3]),
     (["models", "sentiment", "class_counts", "positive"], 1.5),
 ])
