@@ -8,6 +8,7 @@ import orjson
 import pytest
 
 from streams.replay import replay
+from streams.state import CampaignState
 from tests.conftest import Deployment, by_label, get_json, latest_by_key, scrape, wait_until
 from tests.eventgen import T0_MS, mixed
 
@@ -53,7 +54,7 @@ def test_labels_arriving_after_their_texts_are_learned(deployment: Deployment) -
 
     def orphans() -> int:
         states = asyncio.run(latest_by_key(deployment.bootstrap, deployment.state_changelog))
-        return sum(orjson.loads(v)["orphan_labels"] for v in states.values())
+        return sum(CampaignState.from_bytes(v).orphan_labels for v in states.values())
     assert wait_until(lambda: orphans() == 10, timeout=60)
     assert replay(lines).trainer.models.version == 200  # the offline oracle agrees
 

@@ -55,4 +55,5 @@ def test_a_pickle_on_the_model_topic_is_refused_and_never_run(deployment: Deploy
     assert not marker.exists(), "a pickle from the model topic was executed"
     assert get_json(port, "/models")["version"] >= learned  # still scoring with what it had
     assert all(worker.poll() is None for worker in deployment.workers)
-    assert "refused the model snapshot" in deployment.log(port)
+    whole_log = (deployment.tmp / f"worker-{port}.log").read_text(errors="replace")
+    assert "refused the model snapshot" in whole_log
