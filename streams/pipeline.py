@@ -9,7 +9,7 @@ the single trainer, so there is one learning lineage however many workers run.
 
 from __future__ import annotations
 
-from typing import Any, Final, NamedTuple
+from typing import Final, NamedTuple, TypeVar
 
 from streams.events import SocialEvent
 from streams.models.engagement import (
@@ -21,6 +21,14 @@ from streams.models.engagement import (
 )
 from streams.models.sentiment import SentimentModel, top
 from streams.policy import Policy, Recommendation
+from streams.records import (
+    CompactText,
+    CreativeStats,
+    ImpressionWindow,
+    PendingPost,
+    PendingText,
+    PostTraits,
+)
 from streams.state import (
     MAX_CREATIVES,
     MAX_PENDING_POSTS,
@@ -105,13 +113,16 @@ class Pipeline:
             examples.append(Example(f"sentiment:{event.event_id}", "sentiment", x,
                                     event.sentiment, predicted))
         else:
+            tokens, cues = SentimentModel.compact(x)
             _bounded_put(state.pending_texts, event.event_id,
-                         [SentimentModel.compact(x), predicted, event.ts_ms], MAX_PENDING_TEXTS)
+                         PendingText(CompactText(tokens, cues), predicted, event.ts_ms),
+                         MAX_PENDING_TEXTS)
         if event.type == "post" and event.post_id is not None:
             traits = post_traits(event, predicted)
             _bounded_put(state.pending_posts, event.post_id,
-                         [traits, self.models.posts.predict_one(post_features(traits)),
-                          event.ts_ms, 0], MAX_PENDING_POSTS)
+                         PendingPost(PostTraits(*traits),
+                                     self.models.posts.predict_one(post_features(traits)),
+                                     event.ts_ms, 0), MAX_PENDING_POSTS)
         else:
             self._engage(state, event)
             if predicted == "negative":
@@ -121,67 +132,72 @@ class Pipeline:
 
     def _engage(self, state: CampaignState, event: SocialEvent) -> None:
         post = state.pending_posts.get(event.post_id or "")
-        if post is not None and event.ts_ms - post[2] <= self.horizon_ms:
-            post[3] += 1
+        if post is not None and event.ts_ms - post.ts_ms <= self.horizon_ms:
+            post.engagements += 1
 
     def _close_posts(self, state: CampaignState, examples: list[Example]) -> None:
         """Posts whose horizon the campaign's event time has passed: their outcome is known."""
         due = [pid for pid, p in state.pending_posts.items()
-               if p[2] + self.horizon_ms <= state.last_ts_ms]
+               if p.ts_ms + self.horizon_ms <= state.last_ts_ms]
         for post_id in due:
-            traits, predicted, ts_ms, engagements = state.pending_posts.pop(post_id)
-            x = post_features(traits)
-            examples.append(Example(f"post:{state.campaign_id}:{post_id}:{ts_ms}", "post",
-                                    x, engagements, predicted))
-            self.policy.post_outcome(state, traits[3], x, engagements, self.models)
+            post = state.pending_posts.pop(post_id)
+            x = post_features(post.traits.as_list())
+            examples.append(Example(f"post:{state.campaign_id}:{post_id}:{post.ts_ms}", "post",
+                                    x, post.engagements, post.predicted))
+            self.policy.post_outcome(state, post.traits.topics, x, post.engagements,
+                                     self.models)
 
     def _label(self, state: CampaignState, event: SocialEvent,
                examples: list[Example]) -> None:
         text = state.pending_texts.pop(event.target_event_id or "", None)
-        if text is None or event.ts_ms - text[2] > TEXT_TTL_MS:
+        if text is None or event.ts_ms - text.ts_ms > TEXT_TTL_MS:
             state.orphan_labels += 1
             return
-        compact, predicted, _ = text
         examples.append(Example(f"sentiment:{event.target_event_id}", "sentiment",
-                                SentimentModel.expand(compact), event.sentiment, predicted))
+                                SentimentModel.expand(text.features.as_list()), event.sentiment,
+                                text.predicted))
 
     def _creative(self, state: CampaignState, event: SocialEvent,
                   examples: list[Example]) -> None:
         cid = event.creative_id or ""
         stats = state.creatives.get(cid)
         if stats is None:
-            stats = [0, 0, 0, 0.0, event.ts_ms]
+            stats = CreativeStats(0, 0, 0, 0.0, event.ts_ms)
             _bounded_put(state.creatives, cid, stats, MAX_CREATIVES)
         if event.type == "impression":
-            stats[0] += event.count
-            self._impression(state, event, cid, stats[4], examples)
+            stats.impressions += event.count
+            self._impression(state, event, cid, stats.first_seen_ms, examples)
         elif event.type == "click":
-            stats[1] += event.count
+            stats.clicks += event.count
             window = state.windows.get(cid)
             if window is not None:
-                window[3] += event.count
+                window.clicks += event.count
         elif event.type == "conversion":
-            stats[2] += event.count
+            stats.conversions += event.count
             state.revenue += event.amount or 0.0
         else:
-            stats[3] += event.amount or 0.0
+            stats.spend += event.amount or 0.0
             state.spend += event.amount or 0.0
 
     def _impression(self, state: CampaignState, event: SocialEvent, cid: str,
-                    first_seen_ms: float, examples: list[Example]) -> None:
+                    first_seen_ms: int, examples: list[Example]) -> None:
         window = state.windows.get(cid)
         if window is None:
-            x = creative_features(event, int(first_seen_ms))
-            window = [x, self.models.creatives.predict_one(x), 0, 0]
+            x = creative_features(event, first_seen_ms)
+            window = ImpressionWindow(x, self.models.creatives.predict_one(x), 0, 0)
             _bounded_put(state.windows, cid, window, MAX_CREATIVES)
-        window[2] += event.count
-        if window[2] >= self.window:  # aggregated input may overshoot: still one outcome
-            x, predicted, impressions, clicks = state.windows.pop(cid)
+        window.impressions += event.count
+        if window.impressions >= self.window:  # aggregated input may overshoot: one outcome
+            del state.windows[cid]
             examples.append(Example(f"creative:{state.campaign_id}:{cid}:{event.event_id}",
-                                    "creative", x, [clicks, impressions], predicted))
+                                    "creative", window.features,
+                                    [window.clicks, window.impressions], window.predicted))
 
 
-def _bounded_put(mapping: dict[str, Any], key: str, value: Any, cap: int) -> None:
+Record = TypeVar("Record")
+
+
+def _bounded_put(mapping: dict[str, Record], key: str, value: Record, cap: int) -> None:
     """Insert, evicting the oldest entries beyond ``cap`` (dicts keep insertion order)."""
     mapping[key] = value
     while len(mapping) > cap:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from typing import Any, Final
+from typing import Final
 
 import numpy as np
 
@@ -31,6 +31,7 @@ from streams.policy.guardrails import (
     RETEST_STOP_CHANCE,
     Emitter,
 )
+from streams.records import Arm, Defunded, PolicyMemory, Retest
 from streams.state import CampaignState
 
 DISCOUNT: Final = 0.9999  # per impression of a creative: its old evidence fades as it changes
@@ -40,31 +41,35 @@ SHARPNESS: Final = 3.0  # budget shares proportional to P(best) to this power
 MIN_MOVE: Final = 0.05  # smaller moves are not worth a marketer's attention
 
 
-def observe(memory: dict[str, Any], event: SocialEvent) -> None:
+def observe(memory: PolicyMemory, event: SocialEvent) -> None:
     """Update the creative's posterior with an impression or a conversion.
 
     creative -> [conversions, impressions without one], discounted per impression of that
     creative: its old evidence fades as it gets new (a creative without traffic keeps what is
     known of it; fading that too made it look promising again, measured 0.82 -> 0.85 of the
     oracle in bench.decisions)."""
-    arms = memory.setdefault("arms", {})
+    arms = memory.get("arms")
+    if arms is None:  # (get, not setdefault: no throwaway record per impression)
+        arms = memory["arms"] = {}
     cid = event.creative_id or ""
+    arm = arms.get(cid)
     if event.type == "impression":
-        arm = arms.setdefault(cid, [0.0, 0.0])
+        if arm is None:
+            arm = arms[cid] = Arm(0.0, 0.0)
         if event.count == 1:
-            arm[0] *= DISCOUNT
-            arm[1] = arm[1] * DISCOUNT + 1.0
+            arm.conversions *= DISCOUNT
+            arm.failures = arm.failures * DISCOUNT + 1.0
         else:  # n impressions in one event: n discounts, and the sum of their faded weights
             fade = DISCOUNT ** event.count
-            arm[0] *= fade
-            arm[1] = arm[1] * fade + (1.0 - fade) / (1.0 - DISCOUNT)
-    elif event.type == "conversion" and cid in arms and arms[cid][1] >= 1.0:
-        converted = min(float(event.count), math.floor(arms[cid][1]))
-        arms[cid][0] += converted  # impressions that converted: successes, not failures
-        arms[cid][1] -= converted
+            arm.conversions *= fade
+            arm.failures = arm.failures * fade + (1.0 - fade) / (1.0 - DISCOUNT)
+    elif event.type == "conversion" and arm is not None and arm.failures >= 1.0:
+        converted = min(float(event.count), math.floor(arm.failures))
+        arm.conversions += converted  # impressions that converted: successes, not failures
+        arm.failures -= converted
 
 
-def shift_budget(memory: dict[str, Any], state: CampaignState, event: SocialEvent,
+def shift_budget(memory: PolicyMemory, state: CampaignState, event: SocialEvent,
                  emit: Emitter) -> None:
     """Recommend moving budget from the creative furthest above its target share to the one
     furthest below it, once at least two creatives have MIN_IMPRESSIONS each; or else a retest
@@ -87,10 +92,11 @@ def shift_budget(memory: dict[str, Any], state: CampaignState, event: SocialEven
     shares[source] -= share
     shares[to] += share
     evidence = {"p_best": {c: round(p, 4) for c, p in sorted(p_best.items())},
-                "conversion_rate": {c: round(a[0] / max(a[0] + a[1], 1e-9), 5)
-                                    for c, a in sorted(arms.items())},
-                "discounted_impressions": {c: round(a[0] + a[1], 1)
-                                           for c, a in sorted(arms.items())}}
+                "conversion_rate": {c: round(arms[c].conversions
+                                             / max(arms[c].conversions + arms[c].failures, 1e-9),
+                                             5) for c in sorted(arms)},
+                "discounted_impressions": {c: round(arms[c].conversions + arms[c].failures, 1)
+                                           for c in sorted(arms)}}
     chance = evidence["p_best"]
     rec = emit("shift_budget", to,
                f"Chance of being the best of {len(chance)} creatives: {to} {chance[to]:.0%}, "
@@ -104,7 +110,7 @@ def shift_budget(memory: dict[str, Any], state: CampaignState, event: SocialEven
         _set_shares(memory, state, event.ts_ms, shares)
 
 
-def _retest(memory: dict[str, Any], state: CampaignState, event: SocialEvent, emit: Emitter,
+def _retest(memory: PolicyMemory, state: CampaignState, event: SocialEvent, emit: Emitter,
             current: dict[str, float], p_best: dict[str, float]) -> bool:
     """Give a defunded creative (``_retest_candidate``) RETEST_SHARE of the budget back, from
     the creative paid most, for RETEST_IMPRESSIONS impressions. An unlucky start otherwise left a
@@ -122,7 +128,7 @@ def _retest(memory: dict[str, Any], state: CampaignState, event: SocialEvent, em
     shares[source] -= share
     shares[to] += share
     impressions, conversions = _counts(state, to)
-    hours = round((now - memory["defunded"][to][0]) / HOUR_MS, 1)
+    hours = round((now - memory["defunded"][to].since_ms) / HOUR_MS, 1)
     evidence = {"share_floor": RETEST_FLOOR, "defunded_hours": hours,
                 "impressions": impressions, "conversions": conversions,
                 "leader": source, "leader_conversion_rate": leader_rate,
@@ -142,13 +148,13 @@ def _retest(memory: dict[str, Any], state: CampaignState, event: SocialEvent, em
                evidence=evidence, reason="retest_defunded_creative")
     if rec is None:
         return False
-    memory["retest"] = [to, impressions + RETEST_IMPRESSIONS, now + RETEST_MAX_MS]
+    memory["retest"] = Retest(to, impressions + RETEST_IMPRESSIONS, now + RETEST_MAX_MS)
     memory.setdefault("retested", {})[to] = now
     _set_shares(memory, state, now, shares)
     return True
 
 
-def _retest_candidate(memory: dict[str, Any], state: CampaignState, now: int, source: str,
+def _retest_candidate(memory: PolicyMemory, state: CampaignState, now: int, source: str,
                       leader_rate: float, p_best: dict[str, float]) -> tuple[str, float] | None:
     """(creative, chance) of the defunded creative likeliest to have been unlucky, if any:
     under RETEST_FLOOR for RETEST_AFTER_MS with fewer than RETEST_IMPRESSIONS impressions since,
@@ -157,10 +163,11 @@ def _retest_candidate(memory: dict[str, Any], state: CampaignState, now: int, so
     (Poisson) of at least RETEST_MIN_CHANCE. Under it, its own evidence says it is worse."""
     retested = memory.get("retested", {})
     chance: dict[str, float] = {}
-    for c, (since, impressions_then) in sorted(memory.get("defunded", {}).items()):
+    defunded = memory.get("defunded", {})
+    for c in sorted(defunded):
         impressions, conversions = _counts(state, c)
-        if (c in p_best and c != source and now - since >= RETEST_AFTER_MS
-                and impressions - impressions_then < RETEST_IMPRESSIONS
+        if (c in p_best and c != source and now - defunded[c].since_ms >= RETEST_AFTER_MS
+                and impressions - defunded[c].impressions < RETEST_IMPRESSIONS
                 and now - retested.get(c, -RETEST_COOLDOWN_MS) >= RETEST_COOLDOWN_MS):
             chance[c] = round(_at_most(conversions, impressions * leader_rate), 4)
     plausible = [c for c, p in chance.items() if p >= RETEST_MIN_CHANCE]
@@ -179,33 +186,33 @@ def _at_most(k: int, mean: float) -> float:
     return min(1.0, total)
 
 
-def _retest_running(memory: dict[str, Any], state: CampaignState, now: int,
-                    known: dict[str, Any]) -> str | None:
+def _retest_running(memory: PolicyMemory, state: CampaignState, now: int,
+                    known: dict[str, Arm]) -> str | None:
     """The creative in its retest, until it has had its impressions or its time is up, or its
     conversions are so few that a creative as good as the one paid most would have had that few
     with a chance under RETEST_STOP_CHANCE."""
     running = memory.get("retest")
     if running is None:
         return None
-    creative, until_impressions, until_ms = running
+    creative = running.creative
     impressions, conversions = _counts(state, creative)
     shares = memory.get("shares") or {}
     leader = max(shares, key=lambda c: (shares[c], c), default=creative)
     worse = leader in known and _at_most(
         conversions, impressions * _rate(known, leader)) < RETEST_STOP_CHANCE
-    if impressions >= until_impressions or now >= until_ms or worse:
+    if impressions >= running.until_impressions or now >= running.until_ms or worse:
         del memory["retest"]
         return None
-    return str(creative)
+    return creative
 
 
-def _rate(arms: dict[str, Any], creative: str) -> float:
+def _rate(arms: dict[str, Arm], creative: str) -> float:
     """The creative's recent (discounted) conversions per impression."""
-    conversions, failures = arms[creative]
-    return float(conversions) / max(float(conversions + failures), 1.0)
+    arm = arms[creative]
+    return arm.conversions / max(arm.conversions + arm.failures, 1.0)
 
 
-def _set_shares(memory: dict[str, Any], state: CampaignState, now: int,
+def _set_shares(memory: PolicyMemory, state: CampaignState, now: int,
                 shares: dict[str, float]) -> None:
     """Record the recommended split, and since when (and after how many impressions) each
     creative under RETEST_FLOOR has been there."""
@@ -215,13 +222,13 @@ def _set_shares(memory: dict[str, Any], state: CampaignState, now: int,
         if share >= RETEST_FLOOR:
             defunded.pop(c, None)
         elif c not in defunded:
-            defunded[c] = [now, _counts(state, c)[0]]
+            defunded[c] = Defunded(now, _counts(state, c)[0])
 
 
 def _counts(state: CampaignState, creative: str) -> tuple[int, int]:
     """(impressions, conversions) of the creative so far."""
     stats = state.creatives.get(creative)
-    return (0, 0) if stats is None else (int(stats[0]), int(stats[2]))
+    return (0, 0) if stats is None else (stats.impressions, stats.conversions)
 
 
 def _rounded(shares: dict[str, float]) -> dict[str, float]:
@@ -236,7 +243,7 @@ def draws_rng(campaign_id: str, event_id: str) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(digest, "big"))
 
 
-def _chance_of_best(known: dict[str, Any], arms: dict[str, Any],
+def _chance_of_best(known: dict[str, Arm], arms: dict[str, Arm],
                     rng: np.random.Generator) -> dict[str, float]:
     """P(best) of each creative in ``arms``, by THOMPSON_DRAWS Thompson draws from its posterior
     (one (draws, creatives) matrix of Beta draws, the best of each row counted).
@@ -245,18 +252,18 @@ def _chance_of_best(known: dict[str, Any], arms: dict[str, Any],
     PRIOR_IMPRESSIONS impressions. With a uniform Beta(1, 1) prior (mean 0.5 conversions per
     impression) a creative whose evidence had faded looked far better than any real one and kept
     drawing budget."""
-    conversions = sum(a[0] for a in known.values())
-    pooled = (conversions + 1) / (conversions + sum(a[1] for a in known.values()) + 2)
+    conversions = sum(a.conversions for a in known.values())
+    pooled = (conversions + 1) / (conversions + sum(a.failures for a in known.values()) + 2)
     a0, b0 = PRIOR_IMPRESSIONS * pooled, PRIOR_IMPRESSIONS * (1 - pooled)
     names = sorted(arms)
-    alpha = np.array([a0 + arms[c][0] for c in names])
-    beta = np.array([b0 + arms[c][1] for c in names])
+    alpha = np.array([a0 + arms[c].conversions for c in names])
+    beta = np.array([b0 + arms[c].failures for c in names])
     draws = rng.beta(alpha, beta, size=(THOMPSON_DRAWS, len(names)))
     wins = np.bincount(draws.argmax(axis=1), minlength=len(names))
     return {c: int(w) / THOMPSON_DRAWS for c, w in zip(names, wins, strict=True)}
 
 
-def _current_shares(memory: dict[str, Any], known: dict[str, Any]) -> dict[str, float]:
+def _current_shares(memory: PolicyMemory, known: dict[str, Arm]) -> dict[str, float]:
     """The budget shares last recommended, over every creative of the campaign.
 
     The ones short of evidence keep theirs (a newcomer starts at an even share), and only the
@@ -268,7 +275,7 @@ def _current_shares(memory: dict[str, Any], known: dict[str, Any]) -> dict[str, 
     return {c: v / total for c, v in current.items()}
 
 
-def _move(current: dict[str, float], arms: dict[str, Any],
+def _move(current: dict[str, float], arms: dict[str, Arm],
           p_best: dict[str, float]) -> tuple[str, str, float] | None:
     """(from, to, share of the budget) worth recommending, if any.
 

@@ -9,10 +9,11 @@ creatives are wearing out (lower until it recovers).
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Final
 
 from streams.events import SocialEvent
 from streams.policy.guardrails import COOLDOWN_MS, MAX_SHIFT, MIN_CONVERSIONS, Emitter
+from streams.records import BudgetChange, Pacing, PolicyMemory
 from streams.state import CampaignState
 
 RECENT_DECAY: Final = 0.9  # per spend event: the weight left on what came before
@@ -20,29 +21,30 @@ CHEAP: Final = 0.7  # recent cost per conversion below this share of the average
 DEAR: Final = 1.4  # above this share of it: decrease
 
 
-def pace(memory: dict[str, Any], state: CampaignState, event: SocialEvent,
+def pace(memory: PolicyMemory, state: CampaignState, event: SocialEvent,
          emit: Emitter) -> None:
     """On each spend event: update the recent cost per conversion and recommend a change when it
     is far from the campaign's average, once the campaign has MIN_CONVERSIONS conversions."""
-    # spend and conversions (both exponentially weighted), conversions at the last spend
-    recent = memory.setdefault("recent", [0.0, 0.0, 0])
-    conversions = sum(int(s[2]) for s in state.creatives.values())
-    recent_spend = recent[0] * RECENT_DECAY + (event.amount or 0.0)
-    recent_conv = conversions - recent[2]
-    recent[0], recent[1], recent[2] = (recent_spend, recent[1] * RECENT_DECAY + recent_conv,
-                                       conversions)
-    if conversions < MIN_CONVERSIONS or state.spend <= 0 or recent[1] < 1:
+    recent = memory.get("recent")
+    if recent is None:
+        recent = memory["recent"] = Pacing(0.0, 0.0, 0)
+    conversions = sum(s.conversions for s in state.creatives.values())
+    recent.spend = recent.spend * RECENT_DECAY + (event.amount or 0.0)
+    recent.conversions = (recent.conversions * RECENT_DECAY
+                          + (conversions - recent.conversions_then))
+    recent.conversions_then = conversions
+    if conversions < MIN_CONVERSIONS or state.spend <= 0 or recent.conversions < 1:
         return
-    evidence = {"cpa_recent": round(recent[0] / recent[1], 4),
+    evidence = {"cpa_recent": round(recent.spend / recent.conversions, 4),
                 "cpa_campaign": round(state.spend / conversions, 4),
                 "conversions": conversions, "spend": round(state.spend, 2)}
     if evidence["cpa_campaign"] <= 0:
         return
     ratio = evidence["cpa_recent"] / evidence["cpa_campaign"]
     action = "increase_budget" if ratio < CHEAP else "decrease_budget" if ratio > DEAR else None
-    last = memory.get("budget_last")  # [event time, action] of the last change recommended
-    if action is None or (last is not None and last[1] != action
-                          and event.ts_ms < last[0] + COOLDOWN_MS[last[1]]):
+    last = memory.get("budget_last")  # the last change recommended
+    if action is None or (last is not None and last.action != action
+                          and event.ts_ms < last.ts_ms + COOLDOWN_MS[last.action]):
         return  # nothing to say, or it would reverse a change still within its cooldown
     text = (f"Recent cost per conversion ({evidence['cpa_recent']}) is {abs(1 - ratio):.0%} "
             f"{'below' if ratio < 1 else 'above'} the campaign's average "
@@ -56,4 +58,4 @@ def pace(memory: dict[str, Any], state: CampaignState, event: SocialEvent,
                    min(1.0, ratio / 2), params={"change": round(-min(MAX_SHIFT, ratio - 1), 4)},
                    evidence=evidence)
     if rec is not None:
-        memory["budget_last"] = [event.ts_ms, action]
+        memory["budget_last"] = BudgetChange(event.ts_ms, action)

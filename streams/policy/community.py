@@ -7,9 +7,10 @@ complain more than others, and what matters to the people running a campaign is 
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Final
 
 from streams.policy.guardrails import ALERT_MIN_TEXTS, REPLY_BATCH, Emitter
+from streams.records import NegativeShare, PolicyMemory
 from streams.state import CampaignState
 
 ALERT_RISE: Final = 0.25  # fast negative share above the slow baseline
@@ -19,27 +20,27 @@ FAST: Final = 0.1  # the recent negative share's weight on each new comment
 SLOW: Final = 0.01  # the baseline's
 
 
-def sentiment_alert(memory: dict[str, Any], state: CampaignState, predicted: str,
+def sentiment_alert(memory: PolicyMemory, state: CampaignState, predicted: str,
                     emit: Emitter) -> None:
     """On each scored comment: update the fast and slow negative shares and alert when the fast
     one rises well above the slow one."""
-    avg = memory.setdefault("negative", [0.0, 0.0, 0])  # fast, slow, texts seen
+    avg = memory.setdefault("negative", NegativeShare(0.0, 0.0, 0))
     negative = 1.0 if predicted == "negative" else 0.0
-    avg[2] += 1
+    avg.texts += 1
     # Plain means until there are enough texts for the exponential ones: otherwise the first
     # comment sets the baseline for hundreds (a negative first comment hid a crisis).
-    avg[0] += max(FAST, 1 / avg[2]) * (negative - avg[0])
-    avg[1] += max(SLOW, 1 / avg[2]) * (negative - avg[1])
-    recent, usual = round(avg[0], 4), round(avg[1], 4)
+    avg.fast += max(FAST, 1 / avg.texts) * (negative - avg.fast)
+    avg.slow += max(SLOW, 1 / avg.texts) * (negative - avg.slow)
+    recent, usual = round(avg.fast, 4), round(avg.slow, 4)
     rise = recent - usual
-    if avg[2] >= ALERT_MIN_TEXTS and rise > ALERT_RISE and recent > ALERT_LEVEL:
+    if avg.texts >= ALERT_MIN_TEXTS and rise > ALERT_RISE and recent > ALERT_LEVEL:
         severity = "high" if recent > HIGH_SEVERITY else "medium"
         emit("sentiment_alert", state.campaign_id,
              f"Negative comments rose to {recent:.0%} of recent ones against a usual "
-             f"{usual:.0%} over {avg[2]} scored comments: check what people react to.",
+             f"{usual:.0%} over {avg.texts} scored comments: check what people react to.",
              min(1.0, rise / 0.5), params={"severity": severity},
              evidence={"negative_share_recent": recent, "negative_share_baseline": usual,
-                       "texts": avg[2]})
+                       "texts": avg.texts})
 
 
 def respond_to_comments(state: CampaignState, emit: Emitter) -> None:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import math
 import statistics
-from typing import Any, Final
+from typing import Final
 
 from streams.events import SocialEvent
 from streams.models.engagement import HOUR_MS, POST_HORIZON_MS, post_features
 from streams.policy.guardrails import Emitter
+from streams.records import PolicyMemory, PostTraits, TopicLift
 from streams.state import CampaignState
 from streams.training import Models
 
@@ -28,7 +29,7 @@ BOOST_RATIO: Final = 2.0  # engagement over the expected, before a post is boost
 MAX_OUTCOMES: Final = 15  # the campaign's last finished posts kept for its median
 
 
-def boost_post(memory: dict[str, Any], state: CampaignState, event: SocialEvent,
+def boost_post(memory: PolicyMemory, state: CampaignState, event: SocialEvent,
                models: Models, emit: Emitter) -> None:
     """On each engagement with a post still within its horizon: recommend boosting it once it
     has BOOST_RATIO times the engagement expected of it over its whole horizon.
@@ -37,16 +38,16 @@ def boost_post(memory: dict[str, Any], state: CampaignState, event: SocialEvent,
     MIN_MODEL_VERSION posts, MIN_CAMPAIGN_POSTS of them this campaign's), else the median of this
     campaign's own finished posts; with neither there is nothing to compare with, so no advice."""
     post = state.pending_posts.get(event.post_id or "")
-    if post is None or post[3] < BOOST_MIN_ENGAGEMENTS:
+    if post is None or post.engagements < BOOST_MIN_ENGAGEMENTS:
         return
-    traits, _, ts_ms, engagements = post
-    age_h = max((event.ts_ms - ts_ms) / HOUR_MS, 0.0)
+    engagements = post.engagements
+    age_h = max((event.ts_ms - post.ts_ms) / HOUR_MS, 0.0)
     horizon_h = POST_HORIZON_MS // HOUR_MS
     outcomes = memory.get("post_outcomes", [])
     if age_h > horizon_h or len(outcomes) < MIN_CAMPAIGN_POSTS:
         return
     if model_ready(memory, models):
-        baseline, usual = "model", models.posts.predict_one(post_features(traits))
+        baseline, usual = "model", models.posts.predict_one(post_features(post.traits.as_list()))
         said = "predicted by the engagement model"
     else:
         baseline, usual = "campaign_median", statistics.median(outcomes)
@@ -65,29 +66,30 @@ def boost_post(memory: dict[str, Any], state: CampaignState, event: SocialEvent,
          evidence=evidence)
 
 
-def model_ready(memory: dict[str, Any], models: Models) -> bool:
+def model_ready(memory: PolicyMemory, models: Models) -> bool:
     """The engagement model has learned enough for this campaign's advice: from MIN_MODEL_VERSION
     posts in all, MIN_CAMPAIGN_POSTS of them this campaign's."""
     return (models.posts.version >= MIN_MODEL_VERSION
             and memory.get("posts_done", 0) >= MIN_CAMPAIGN_POSTS)
 
 
-def plan_posts(memory: dict[str, Any], state: CampaignState, event: SocialEvent,
+def plan_posts(memory: PolicyMemory, state: CampaignState, event: SocialEvent,
                models: Models, emit: Emitter) -> None:
     """On each new post, once the engagement model has learned enough: a better hour to post
     like it, then the campaign's most promising topic."""
     post = state.pending_posts.get(event.post_id or "")
     if post is None or not model_ready(memory, models):
         return  # no predictions worth acting on yet
-    traits = post[0]
+    traits = post.traits
     schedule_post(traits, models, emit)
     promote_topic(memory, traits, event.segment or "all", models, emit)
 
 
-def schedule_post(traits: list[Any], models: Models, emit: Emitter) -> None:
+def schedule_post(traits: PostTraits, models: Models, emit: Emitter) -> None:
     """Recommend the hours of the post's day (UTC) at which the model predicts the most
     engagement for a post like it, when that beats the hour it was posted at by 20%."""
-    platform, ts_ms, length, topics, sentiment = traits
+    platform, ts_ms, length = traits.platform, traits.ts_ms, traits.text_length
+    topics, sentiment = traits.topics, traits.sentiment
     by_hour = []
     for hour in range(24):
         shifted = ts_ms - ts_ms % (24 * HOUR_MS) + hour * HOUR_MS
@@ -106,16 +108,15 @@ def schedule_post(traits: list[Any], models: Models, emit: Emitter) -> None:
              evidence={"predicted_by_hour": predicted, "posted_hour_utc": now_hour})
 
 
-def promote_topic(memory: dict[str, Any], traits: list[Any], segment: str, models: Models,
+def promote_topic(memory: PolicyMemory, traits: PostTraits, segment: str, models: Models,
                   emit: Emitter) -> None:
     """Remember the post's topics (the last MAX_TOPICS) and recommend the one predicted to
     engage most, when it beats the campaign's topics on average by 20%.
 
     A topic's score is the global prediction for a post like this one on that topic, times the
     campaign's own lift on it (shrunk towards none while few of its posts are known)."""
-    platform, ts_ms, length, topics, sentiment = traits
     seen = memory.setdefault("topics", [])
-    for topic in topics:
+    for topic in traits.topics:
         if topic not in seen:
             seen.append(topic)
     del seen[:-MAX_TOPICS]
@@ -124,8 +125,10 @@ def promote_topic(memory: dict[str, Any], traits: list[Any], segment: str, model
     lifts = memory.get("topic_lift", {})
     score = {}
     for t in seen:
-        residuals, posts = lifts.get(t, (0.0, 0))
-        x = post_features([platform, ts_ms, length, [t], sentiment])
+        lift = lifts.get(t)
+        residuals, posts = (0.0, 0) if lift is None else (lift.residuals, lift.posts)
+        x = post_features([traits.platform, traits.ts_ms, traits.text_length, [t],
+                           traits.sentiment])
         score[t] = models.posts.predict_one(x) * math.exp(residuals / (posts + LIFT_PRIOR))
     predicted = {t: round(v, 2) for t, v in sorted(score.items())}
     best = max(seen, key=lambda t: predicted[t])
@@ -141,7 +144,7 @@ def promote_topic(memory: dict[str, Any], traits: list[Any], segment: str, model
              evidence={"predicted": predicted, "average": mean})
 
 
-def learn_topic_lift(memory: dict[str, Any], topics: list[str], x: dict[str, float],
+def learn_topic_lift(memory: PolicyMemory, topics: list[str], x: dict[str, float],
                      engagements: int, models: Models) -> None:
     """A post's engagement is known: remember it (the campaign's own baseline for boost_post) and
     how its topics did for this campaign against the global model, which only knows how topics
@@ -151,11 +154,13 @@ def learn_topic_lift(memory: dict[str, Any], topics: list[str], x: dict[str, flo
     del outcomes[:-MAX_OUTCOMES]
     memory["posts_done"] = memory.get("posts_done", 0) + 1
     residual = math.log1p(engagements) - math.log1p(models.posts.predict_one(x))
-    lifts = memory.setdefault("topic_lift", {})  # topic -> [residual sum, posts]
+    lifts = memory.setdefault("topic_lift", {})
     for topic in topics:
-        lift = lifts.pop(topic, [0.0, 0])
-        lift[0] += residual
-        lift[1] += 1
+        lift = lifts.pop(topic, None)
+        if lift is None:
+            lift = TopicLift(0.0, 0)
+        lift.residuals += residual
+        lift.posts += 1
         lifts[topic] = lift  # most recently seen last, so the oldest go first
     while len(lifts) > MAX_TOPICS:
         del lifts[next(iter(lifts))]

@@ -33,7 +33,7 @@ class Policy:
     def decide(self, state: CampaignState, event: SocialEvent, models: Models,
                predicted: str | None) -> list[Recommendation]:
         """Recommendations this event makes due (most events make none)."""
-        memory = state.policy
+        memory = state.memory
         found: list[Recommendation] = []
         emit = Emitter(state, event, models, found, self.dry_run)
         kind = event.type
@@ -44,7 +44,8 @@ class Policy:
             stats = state.creatives.get(event.creative_id or "")
             # every SHIFT_EVERY impressions, however many one event reports
             if kind == "impression" and stats is not None \
-                    and stats[0] // SHIFT_EVERY > (stats[0] - event.count) // SHIFT_EVERY:
+                    and stats.impressions // SHIFT_EVERY \
+                    > (stats.impressions - event.count) // SHIFT_EVERY:
                 allocation.shift_budget(memory, state, event, emit)
         elif kind == "spend":
             budget.pace(memory, state, event, emit)
@@ -60,4 +61,4 @@ class Policy:
     def post_outcome(self, state: CampaignState, topics: list[str], x: dict[str, float],
                      engagements: int, models: Models) -> None:
         """A post's engagement is known: the campaign's topic lifts learn from it (content)."""
-        content.learn_topic_lift(state.policy, topics, x, engagements, models)
+        content.learn_topic_lift(state.memory, topics, x, engagements, models)

@@ -16,10 +16,11 @@ often).
 from __future__ import annotations
 
 import math
-from typing import Any, Final
+from typing import Final
 
 from streams.events import SocialEvent
 from streams.policy.guardrails import FATIGUE_MIN_CLICKS, FATIGUE_MIN_IMPRESSIONS, Emitter
+from streams.records import Fatigue, PolicyMemory
 
 FATIGUE_DROP: Final = 0.4  # the drop in a creative's click-through that pause_creative is tuned to
 FATIGUE_THRESHOLD: Final = 6.0  # CUSUM log-likelihood ratio that confirms it
@@ -27,33 +28,39 @@ FATIGUE_Z: Final = 1.25  # standard errors the reference is lowered by (noise pa
 FATIGUE_DISCOUNT: Final = 0.9999  # per impression: the reference follows slow changes
 
 
-def pause_creative(memory: dict[str, Any], event: SocialEvent, emit: Emitter) -> None:
+def pause_creative(memory: PolicyMemory, event: SocialEvent, emit: Emitter) -> None:
     """On each impression or click: advance the creative's CUSUM, and recommend pausing it once
     the statistic confirms a drop. The statistic starts over either way: held back by the
     cooldown it would otherwise keep growing and fire the moment the cooldown ends."""
     cid = event.creative_id or ""
-    # creative -> [reference clicks, reference impressions, statistic, run clicks, run imps]
-    f = memory.setdefault("fatigue", {}).setdefault(cid, [0.0, 0.0, 0.0, 0, 0])
+    by_creative = memory.get("fatigue")
+    if by_creative is None:  # (get, not setdefault: no throwaway record per impression)
+        by_creative = memory["fatigue"] = {}
+    f = by_creative.get(cid)
+    if f is None:
+        f = by_creative[cid] = Fatigue(0.0, 0.0, 0.0, 0, 0)
     click = event.type == "click"
     p0 = _step(f, click)
     for _ in range(event.count - 1):  # aggregated delivery: one step per impression or click
         p0 = _step(f, click)
-    if f[2] < FATIGUE_THRESHOLD:
+    if f.statistic < FATIGUE_THRESHOLD:
         return
-    evidence = {"reference_ctr": round(p0, 5), "recent_clicks": f[3],
-                "recent_impressions": f[4], "cusum": round(f[2], 3),
+    reference_ctr = round(p0, 5)
+    evidence = {"reference_ctr": reference_ctr, "recent_clicks": f.run_clicks,
+                "recent_impressions": f.run_impressions, "cusum": round(f.statistic, 3),
                 "threshold": FATIGUE_THRESHOLD}
-    recent = f[3] / max(f[4], 1)
-    drop = 1 - recent / evidence["reference_ctr"]
+    recent = f.run_clicks / max(f.run_impressions, 1)
+    drop = 1 - recent / reference_ctr
     emit("pause_creative", cid,
-         f"Click-through of {cid} fell {drop:.0%} below its usual {evidence['reference_ctr']:.2%}:"
-         f" {f[3]} clicks in its last {f[4]} impressions ({recent:.2%}); pause it or refresh it.",
-         1 - math.exp(-f[2] / FATIGUE_THRESHOLD),
+         f"Click-through of {cid} fell {drop:.0%} below its usual {reference_ctr:.2%}:"
+         f" {f.run_clicks} clicks in its last {f.run_impressions} impressions ({recent:.2%}); "
+         "pause it or refresh it.",
+         1 - math.exp(-f.statistic / FATIGUE_THRESHOLD),
          params={"creative_id": cid}, evidence=evidence)
     _absorb(f)  # start over; the stretch that confirmed the drop is the new reference's
 
 
-def _step(f: list[Any], click: bool) -> float:
+def _step(f: Fatigue, click: bool) -> float:
     """Advance ``f`` by one impression (or click) and return the reference click-through the
     statistic was tested against.
 
@@ -63,25 +70,26 @@ def _step(f: list[Any], click: bool) -> float:
     zero): the run joins it when it ends, so a drop under test does not dilute its own reference,
     and no stretch is left out for good (learning only from stretches without suspicion biased
     it upwards: those end on a click)."""
-    statistic = f[2]
-    ready = f[1] >= FATIGUE_MIN_IMPRESSIONS and f[0] >= FATIGUE_MIN_CLICKS
-    p0: float = min(f[0] / f[1] * (1 - FATIGUE_Z / math.sqrt(f[0])), 0.5) if ready else 0.0
+    statistic = f.statistic
+    ready = f.ref_impressions >= FATIGUE_MIN_IMPRESSIONS and f.ref_clicks >= FATIGUE_MIN_CLICKS
+    p0 = min(f.ref_clicks / f.ref_impressions * (1 - FATIGUE_Z / math.sqrt(f.ref_clicks)),
+             0.5) if ready else 0.0
     if ready:
         p1 = p0 * (1 - FATIGUE_DROP)
         statistic += math.log(p1 / p0) - math.log((1 - p1) / (1 - p0)) if click \
             else math.log((1 - p1) / (1 - p0))
         statistic = max(statistic, 0.0)
-    f[2] = statistic
-    f[3], f[4] = f[3] + click, f[4] + (not click)
+    f.statistic = statistic
+    f.run_clicks, f.run_impressions = f.run_clicks + click, f.run_impressions + (not click)
     if not ready or statistic == 0.0:
         _absorb(f)
     return p0
 
 
-def _absorb(f: list[Any]) -> None:
+def _absorb(f: Fatigue) -> None:
     """The run joins the reference (discounted per impression) and the statistic starts over."""
-    fade = FATIGUE_DISCOUNT ** f[4]
-    f[0] = f[0] * fade + f[3]
-    f[1] = f[1] * fade + f[4]
-    f[2], f[3], f[4] = 0.0, 0, 0
+    fade = FATIGUE_DISCOUNT ** f.run_impressions
+    f.ref_clicks = f.ref_clicks * fade + f.run_clicks
+    f.ref_impressions = f.ref_impressions * fade + f.run_impressions
+    f.statistic, f.run_clicks, f.run_impressions = 0.0, 0, 0
 

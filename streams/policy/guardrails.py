@@ -86,12 +86,12 @@ class Emitter:
             max(0.0, min(1.0, confidence)), evidence, self.models.versions(), now,
             now + EXPIRY_MS[action], self.dry_run)
         self.found.append(rec)
-        keep_latest(self.state.policy, rec)
+        keep_latest(self.state.memory, rec)
         return rec
 
     def _cooling_down(self, action: str, target: str) -> bool:
         """True while (action, target) is within its cooldown; otherwise starts a new one."""
-        cooldowns = self.state.policy.setdefault("cooldown", {})
+        cooldowns = self.state.memory.setdefault("cooldown", {})
         key = f"{action}|{target}"
         now = self.event.ts_ms
         if cooldowns.get(key, -1) > now:

@@ -11,29 +11,33 @@ from __future__ import annotations
 from typing import Any, Final
 
 from streams.policy.recommendation import Recommendation
+from streams.records import PolicyMemory, RecommendationSummary
 from streams.state import CampaignState
 
 LATEST: Final = 3  # recommendations kept per campaign for its live view (each ~350 bytes)
-LATEST_FIELDS: Final = ("recommendation_id", "action", "target", "reason", "explanation",
-                        "confidence", "event_time", "expires_at")
 
 
-def keep_latest(memory: dict[str, Any], rec: Recommendation) -> None:
+def keep_latest(memory: PolicyMemory, rec: Recommendation) -> None:
     """Remember a summary of ``rec`` for the view, forgetting all but the last LATEST."""
     latest = memory.setdefault("latest", [])
-    latest.append({k: v for k, v in rec.to_dict().items() if k in LATEST_FIELDS})
+    latest.append(RecommendationSummary(
+        recommendation_id=rec.recommendation_id, action=rec.action, target=rec.target,
+        reason=rec.reason, explanation=rec.explanation,
+        confidence=round(rec.confidence, 4),  # as in the message (Recommendation.to_dict)
+        event_time=rec.event_time, expires_at=rec.expires_at))
     del latest[:-LATEST]
 
 
 def campaign_view(state: CampaignState) -> dict[str, Any]:
     """A campaign's live state for people: totals, creatives, sentiment, latest recommendations."""
-    creatives = {cid: {"impressions": int(s[0]), "clicks": int(s[1]), "conversions": int(s[2]),
-                       "spend": round(s[3], 2), "ctr": round(s[1] / s[0], 4) if s[0] else None}
-                 for cid, s in sorted(state.creatives.items())}
+    creatives = {cid: {"impressions": s.impressions, "clicks": s.clicks,
+                       "conversions": s.conversions, "spend": round(s.spend, 2),
+                       "ctr": round(s.clicks / s.impressions, 4) if s.impressions else None}
+                 for cid, s in sorted(state.creatives.items(), key=lambda item: item[0])}
     return {"campaign_id": state.campaign_id, "event_time": state.last_ts_ms,
             "events": dict(state.counts), "spend": round(state.spend, 2),
             "revenue": round(state.revenue, 2), "creatives": creatives,
-            "budget_shares": state.policy.get("shares"),
+            "budget_shares": state.memory.get("shares"),
             "sentiment": dict(state.sentiment),
             "negative_comments_waiting": len(state.negative_comments),
-            "recommendations": list(reversed(state.policy.get("latest", [])))}
+            "recommendations": list(reversed(state.memory.get("latest", [])))}

@@ -14,6 +14,7 @@ from streams.errors import StreamsError
 from streams.events import SocialEvent, decode
 from streams.models.engagement import DAY_MS, POST_HORIZON_MS
 from streams.pipeline import TEXT_TTL_MS, Pipeline
+from streams.records import Arm, CreativeStats
 from streams.replay import replay
 from streams.state import MAX_PENDING_TEXTS, CampaignState, CampaignStore, pack
 from streams.training import Example, Trainer
@@ -102,7 +103,8 @@ def test_creative_window_learns_clicks_over_impressions() -> None:
             pipeline.process(ev(f"c{i}", "click", T0_MS + i, creative_id="cr"))
     [example] = examples
     assert example.kind == "creative" and example.y == [3, 10]
-    assert pipeline.store.campaigns["c"].creatives["cr"][:2] == [10, 4]
+    stats = pipeline.store.campaigns["c"].creatives["cr"]
+    assert (stats.impressions, stats.clicks) == (10, 4)
 
 
 def test_same_position_or_same_event_id_is_applied_once() -> None:
@@ -140,6 +142,27 @@ def test_state_from_a_newer_worker_is_read_with_its_unknown_fields_ignored() -> 
     assert restored.deterministic() == state.deterministic() and restored.applied == (7, 0)
 
 
+def test_typed_records_restore_to_the_same_snapshot_bytes() -> None:
+    """Creatives, windows, pending posts and texts and the policy memory are typed records in
+    memory and positional lists in a snapshot: a restored snapshot writes the same bytes (key
+    order, ints and floats included) and the records come back typed."""
+    lines = [p.raw for p in mixed(6000, seed=11)]
+    campaigns = replay(lines).pipeline.store.campaigns
+    assert any(s.pending_posts and s.pending_texts and s.windows and s.memory.get("fatigue")
+               for s in campaigns.values())
+    for state in campaigns.values():
+        restored = CampaignState.from_bytes(state.to_bytes())
+        assert restored.to_json() == state.to_json()
+        for stats in restored.creatives.values():
+            assert isinstance(stats, CreativeStats) and isinstance(stats.spend, float)
+        for arm in restored.memory.get("arms", {}).values():
+            assert isinstance(arm, Arm)
+    broken = orjson.loads(next(iter(campaigns.values())).to_json())
+    broken["creatives"] = {"cr": [1, 2]}  # a record short of fields
+    with pytest.raises(StreamsError, match="malformed record"):
+        CampaignState.from_bytes(orjson.dumps(broken))
+
+
 def test_state_written_by_the_previous_version_restores_and_goes_on() -> None:
     """tests/unit/data/campaign-state-v1.json was written by streams/state.py as it was before
     snapshots could evolve (simulate(2, 3, 3 h, seed 7) through the pipeline)."""
@@ -148,6 +171,7 @@ def test_state_written_by_the_previous_version_restores_and_goes_on() -> None:
     for cid, snapshot in fixture["snapshots"].items():
         state = CampaignState.from_bytes(snapshot.encode())
         assert state.deterministic() == fixture["deterministic"][cid]
+        assert state.to_json() == snapshot.encode()  # typed records, the same bytes
         assert 0 <= state.applied[0] < fixture["events"]
     store = CampaignStore(load=lambda cid: CampaignState.from_bytes(
         fixture["snapshots"][cid].encode()))

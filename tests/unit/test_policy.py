@@ -15,6 +15,15 @@ from streams.events import SocialEvent, decode
 from streams.models.engagement import HOUR_MS, post_features
 from streams.policy import Policy, Recommendation
 from streams.policy.guardrails import RETEST_IMPRESSIONS
+from streams.records import (
+    Arm,
+    CreativeStats,
+    Defunded,
+    NegativeShare,
+    Pacing,
+    PendingPost,
+    PostTraits,
+)
 from streams.replay import replay
 from streams.state import CampaignState
 from streams.training import Models
@@ -47,8 +56,9 @@ def actions(recs: list[Recommendation]) -> list[str]:
 
 def bandit_state(impressions: int) -> CampaignState:
     state = CampaignState("c")
-    state.creatives = {"A": [impressions, 30, 0, 0.0, T0_MS], "B": [impressions, 3, 0, 0.0, T0_MS]}
-    state.policy["arms"] = {"A": [30.0, impressions - 30.0], "B": [3.0, impressions - 3.0]}
+    state.creatives = {"A": CreativeStats(impressions, 30, 0, 0.0, T0_MS),
+                       "B": CreativeStats(impressions, 3, 0, 0.0, T0_MS)}
+    state.memory["arms"] = {"A": Arm(30.0, impressions - 30.0), "B": Arm(3.0, impressions - 3.0)}
     return state
 
 
@@ -63,8 +73,8 @@ def test_shift_budget_moves_a_capped_share_to_the_best_creative() -> None:
 
 def test_shift_budget_keeps_the_share_of_a_creative_short_of_evidence() -> None:
     state = bandit_state(300)
-    state.creatives["C"] = [50, 1, 0, 0.0, T0_MS]
-    state.policy["arms"]["C"] = [0.0, 50.0]
+    state.creatives["C"] = CreativeStats(50, 1, 0, 0.0, T0_MS)
+    state.memory["arms"]["C"] = Arm(0.0, 50.0)
     [rec] = decide(state, ev("impression", creative_id="A"))
     shares = rec.params["shares"]
     assert set(shares) == {"A", "B", "C"} and abs(shares["C"] - 1 / 3) < 1e-3
@@ -73,18 +83,18 @@ def test_shift_budget_keeps_the_share_of_a_creative_short_of_evidence() -> None:
 
 def test_shift_budget_gives_budget_back_to_a_creative_that_may_be_the_best() -> None:
     state = bandit_state(300)
-    state.creatives["C"] = [300, 36, 0, 0.0, T0_MS]
-    state.policy["arms"]["C"] = [36.0, 264.0]  # likelier the best than A, but left without budget
-    state.policy["shares"] = {"A": 0.9, "B": 0.1, "C": 0.0}
+    state.creatives["C"] = CreativeStats(300, 36, 0, 0.0, T0_MS)
+    state.memory["arms"]["C"] = Arm(36.0, 264.0)  # likelier the best than A, but without budget
+    state.memory["shares"] = {"A": 0.9, "B": 0.1, "C": 0.0}
     [rec] = decide(state, ev("impression", creative_id="A"))
     assert rec.params["to"] == "C" and rec.params["from"] == "A" and rec.params["share"] == 0.2
 
 
 def test_shift_budget_never_pays_a_creative_less_likely_the_best_than_the_payer() -> None:
     state = bandit_state(300)
-    state.creatives["C"] = [300, 28, 0, 0.0, T0_MS]
-    state.policy["arms"]["C"] = [28.0, 272.0]  # nearly as good as A: under its target share,
-    state.policy["shares"] = {"A": 0.9, "B": 0.1, "C": 0.0}  # but A would pay and is likelier
+    state.creatives["C"] = CreativeStats(300, 28, 0, 0.0, T0_MS)
+    state.memory["arms"]["C"] = Arm(28.0, 272.0)  # nearly as good as A: under its target share,
+    state.memory["shares"] = {"A": 0.9, "B": 0.1, "C": 0.0}  # but A would pay and is likelier
     assert decide(state, ev("impression", creative_id="A")) == []
 
 
@@ -92,7 +102,7 @@ def test_shift_budget_needs_evidence_and_respects_its_cooldown() -> None:
     assert decide(bandit_state(100), ev("impression", creative_id="A")) == []
     state = bandit_state(300)
     assert decide(state, ev("impression", "e1", creative_id="A"))
-    state.creatives["A"][0] = 400
+    state.creatives["A"].impressions = 400
     assert decide(state, ev("impression", "e2", T0_MS + 10 * 60_000, creative_id="A")) == []
 
 
@@ -118,35 +128,36 @@ def test_pause_creative_on_a_sustained_ctr_drop() -> None:
 
 def test_the_fatigue_statistic_starts_over_while_a_pause_cools_down() -> None:
     state = CampaignState("c")
-    state.policy["cooldown"] = {"pause_creative|A": T0_MS + 10**12}  # paused not long ago
+    state.memory["cooldown"] = {"pause_creative|A": T0_MS + 10**12}  # paused not long ago
     assert clicks_on(state, [0.08] * 3000 + [0.04] * 2000) == []
-    assert state.policy["fatigue"]["A"][2] < 6.0  # held back, not piling up for later
+    assert state.memory["fatigue"]["A"].statistic < 6.0  # held back, not piling up for later
 
 
 def test_no_pause_for_a_healthy_creative_with_noisy_clicks() -> None:
     assert clicks_on(CampaignState("c"), [0.04] * 20_000) == []
 
 
-def pacing(recent: list[float], conversions: int) -> CampaignState:
+def pacing(recent: Pacing, conversions: int) -> CampaignState:
     state = CampaignState("c", spend=1000.0)
-    state.creatives = {"A": [1000, 100, conversions, 1000.0, T0_MS]}
-    state.policy["recent"] = recent
+    state.creatives = {"A": CreativeStats(1000, 100, conversions, 1000.0, T0_MS)}
+    state.memory["recent"] = recent
     return state
 
 
 def test_budget_up_when_recent_cost_per_conversion_is_low_and_down_when_high() -> None:
     spend = ev("spend", creative_id="A", amount=10, currency="USD")
-    [up] = decide(pacing([100.0, 10.0, 18], 20), spend)
+    [up] = decide(pacing(Pacing(100.0, 10.0, 18), 20), spend)
     assert up.action == "increase_budget" and up.params["change"] == 0.2
-    [down] = decide(pacing([2000.0, 2.0, 19], 20), spend)
+    [down] = decide(pacing(Pacing(2000.0, 2.0, 19), 20), spend)
     assert down.action == "decrease_budget" and down.params["change"] == -0.2
-    assert decide(pacing([100.0, 10.0, 3], 5), spend) == []  # too few conversions
+    assert decide(pacing(Pacing(100.0, 10.0, 3), 5), spend) == []  # too few conversions
 
 
 def posted(engagements: int) -> CampaignState:
     state = CampaignState("c")
-    state.policy["post_outcomes"] = [2, 3, 4]  # the campaign's own median: 3
-    state.pending_posts["p"] = [["x", T0_MS, 10, [], None], 2.0, T0_MS, engagements]
+    state.memory["post_outcomes"] = [2, 3, 4]  # the campaign's own median: 3
+    state.pending_posts["p"] = PendingPost(PostTraits("x", T0_MS, 10, [], None), 2.0, T0_MS,
+                                           engagements)
     return state
 
 
@@ -156,7 +167,7 @@ def test_boost_post_when_early_engagement_beats_the_prediction() -> None:
     assert rec.evidence["baseline"] == "campaign_median" and rec.evidence["expected"] == 3
     assert "4.0x the 3" in rec.explanation  # the real ratio, not a fixed word
     no_history = posted(12)
-    del no_history.policy["post_outcomes"]  # nothing to compare with: no advice
+    del no_history.memory["post_outcomes"]  # nothing to compare with: no advice
     assert decide(no_history, ev("reaction", ts=T0_MS + HOUR_MS, post_id="p")) == []
     assert decide(posted(5), ev("reaction", ts=T0_MS + HOUR_MS, post_id="p")) == []
     assert decide(posted(12), ev("reaction", ts=T0_MS + 8 * HOUR_MS, post_id="p")) == []
@@ -164,14 +175,14 @@ def test_boost_post_when_early_engagement_beats_the_prediction() -> None:
 
 def test_sentiment_alert_on_a_negative_surge_once_per_cooldown() -> None:
     state = CampaignState("c")
-    state.policy["negative"] = [0.1, 0.1, 100]
+    state.memory["negative"] = NegativeShare(0.1, 0.1, 100)
     found = []
     for i in range(10):
         found += decide(state, ev("comment", f"n{i}", post_id="p", text="awful"), "negative")
     alerts = [r for r in found if r.action == "sentiment_alert"]
     assert len(alerts) == 1 and alerts[0].params["severity"] in ("medium", "high")
     quiet = CampaignState("c")
-    quiet.policy["negative"] = [0.1, 0.1, 5]  # too few texts seen to call it a surge
+    quiet.memory["negative"] = NegativeShare(0.1, 0.1, 5)  # too few texts seen to call it a surge
     for i in range(10):
         assert "sentiment_alert" not in actions(
             decide(quiet, ev("comment", f"q{i}", post_id="p", text="awful"), "negative"))
@@ -207,10 +218,10 @@ def trained_posts() -> Models:
 def test_schedule_post_and_promote_topic_from_engagement_predictions() -> None:
     models = trained_posts()
     state = CampaignState("c")
-    state.policy["posts_done"] = 3  # the model has learned from this campaign's posts too
-    state.policy["topics"] = ["cats", "taxes"]
-    state.pending_posts["p"] = [["x", DAY + 8 * HOUR_MS, 50, ["news"], None], 1.0,
-                                DAY + 8 * HOUR_MS, 0]
+    state.memory["posts_done"] = 3  # the model has learned from this campaign's posts too
+    state.memory["topics"] = ["cats", "taxes"]
+    state.pending_posts["p"] = PendingPost(PostTraits("x", DAY + 8 * HOUR_MS, 50, ["news"], None),
+                                           1.0, DAY + 8 * HOUR_MS, 0)
     recs = decide(state, ev("post", ts=DAY + 8 * HOUR_MS, post_id="p", text="hi",
                             topics=["news"], segment="18-24"), models=models)
     by_action = {r.action: r for r in recs}
@@ -228,9 +239,9 @@ def test_a_campaigns_own_topic_results_outweigh_the_global_ranking() -> None:
         policy.post_outcome(state, ["taxes"], x, 400 + i, models)
         x = post_features(["x", DAY + 20 * HOUR_MS, 50, ["cats"], None])
         policy.post_outcome(state, ["cats"], x, 2, models)
-    state.policy["topics"] = ["cats", "taxes", "news"]
-    state.pending_posts["p"] = [["x", DAY + 20 * HOUR_MS, 50, ["news"], None], 1.0,
-                                DAY + 20 * HOUR_MS, 0]
+    state.memory["topics"] = ["cats", "taxes", "news"]
+    state.pending_posts["p"] = PendingPost(PostTraits("x", DAY + 20 * HOUR_MS, 50, ["news"], None),
+                                           1.0, DAY + 20 * HOUR_MS, 0)
     recs = decide(state, ev("post", ts=DAY + 20 * HOUR_MS, post_id="p", text="hi",
                             topics=["news"]), models=models)
     [promote] = [r for r in recs if r.action == "promote_topic"]
@@ -239,7 +250,7 @@ def test_a_campaigns_own_topic_results_outweigh_the_global_ranking() -> None:
 
 def test_no_content_advice_before_the_engagement_model_has_learned() -> None:
     state = CampaignState("c")
-    state.pending_posts["p"] = [["x", T0_MS, 50, [], None], 1.0, T0_MS, 0]
+    state.pending_posts["p"] = PendingPost(PostTraits("x", T0_MS, 50, [], None), 1.0, T0_MS, 0)
     assert decide(state, ev("post", post_id="p", text="hi")) == []
 
 
@@ -259,12 +270,12 @@ def defunded_state(impressions: int = 200, conversions: int = 0) -> CampaignStat
     """A pays (95% of the budget, 0.5% of impressions convert); B lost its share at T0 after
     ``impressions`` impressions and ``conversions`` conversions, and got none since."""
     state = CampaignState("c")
-    state.creatives = {"A": [3000, 150, 15, 0.0, T0_MS],
-                       "B": [impressions, 10, conversions, 0.0, T0_MS]}
-    state.policy["arms"] = {"A": [15.0, 2985.0], "B": [float(conversions),
-                                                      float(impressions - conversions)]}
-    state.policy["shares"] = {"A": 1.0, "B": 0.0}
-    state.policy["defunded"] = {"B": [T0_MS, impressions]}
+    state.creatives = {"A": CreativeStats(3000, 150, 15, 0.0, T0_MS),
+                       "B": CreativeStats(impressions, 10, conversions, 0.0, T0_MS)}
+    state.memory["arms"] = {"A": Arm(15.0, 2985.0),
+                            "B": Arm(float(conversions), float(impressions - conversions))}
+    state.memory["shares"] = {"A": 1.0, "B": 0.0}
+    state.memory["defunded"] = {"B": Defunded(T0_MS, impressions)}
     return state
 
 
@@ -282,20 +293,20 @@ def test_a_defunded_creative_gets_a_bounded_retest_then_the_usual_split() -> Non
     assert 0.3 < rec.evidence["chance_as_good_as_leader"] == rec.confidence < 0.45
     check(orjson.loads(orjson.dumps(rec.to_dict())))
     # while B has its retest impressions, the usual split leaves its share alone
-    state.creatives["A"][0] = 3100
+    state.creatives["A"].impressions = 3100
     assert decide(state, ev("impression", "e2", T0_MS + 3 * HOUR_MS, creative_id="A")) == []
     # B converts so little that it is surely worse: the retest ends before its impressions and
     # the usual split decides again, B's share goes back
-    state.creatives["B"][0] = 450
-    state.policy["arms"]["B"] = [0.0, 450.0]
-    state.creatives["A"][0] = 3200
+    state.creatives["B"].impressions = 450
+    state.memory["arms"]["B"] = Arm(0.0, 450.0)
+    state.creatives["A"].impressions = 3200
     [back] = decide(state, ev("impression", "e3", T0_MS + 4 * HOUR_MS, creative_id="A"))
     assert (back.reason, back.params["from"], back.params["to"]) == ("bandit_best_creative",
                                                                      "B", "A")
     # and it is not retested again within its cooldown, even if its evidence looks unlucky
-    state.creatives["B"][2] = 3
-    state.policy["arms"]["B"] = [3.0, 447.0]
-    state.creatives["A"][0] = 3300
+    state.creatives["B"].conversions = 3
+    state.memory["arms"]["B"] = Arm(3.0, 447.0)
+    state.creatives["A"].impressions = 3300
     recs = decide(state, ev("impression", "e4", T0_MS + 6 * HOUR_MS, creative_id="A"))
     assert all(r.reason != "retest_defunded_creative" for r in recs)
 
@@ -308,8 +319,8 @@ def test_no_retest_for_a_creative_whose_evidence_says_it_is_worse() -> None:
 
 def test_no_retest_for_a_creative_that_had_traffic_or_was_defunded_recently() -> None:
     state = defunded_state()
-    state.creatives["B"][0] = 500  # the split was not followed: it has its evidence
-    state.policy["arms"]["B"] = [0.0, 500.0]
+    state.creatives["B"].impressions = 500  # the split was not followed: it has its evidence
+    state.memory["arms"]["B"] = Arm(0.0, 500.0)
     recs = decide(state, ev("impression", "e1", T0_MS + 2 * HOUR_MS, creative_id="A"))
     assert all(r.reason != "retest_defunded_creative" for r in recs)
     state = defunded_state()

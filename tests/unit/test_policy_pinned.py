@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
+import msgspec
 import orjson
 import pytest
 
@@ -57,7 +58,7 @@ def run() -> tuple[list[bytes], list[bytes]]:
         for cid, state in sorted(result.pipeline.store.campaigns.items()):
             campaigns.append(orjson.dumps({"seed": seed, "campaign_id": cid,
                                            "view": campaign_view(state),
-                                           "policy": state.policy}))
+                                           "policy": msgspec.to_builtins(state.memory)}))
     return recommendations, campaigns
 
 

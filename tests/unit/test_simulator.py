@@ -69,8 +69,8 @@ def test_aggregated_delivery_is_the_same_traffic_as_counts() -> None:
     assert grouped.rejected == single.rejected == {}
     for cid, state in single.pipeline.store.campaigns.items():
         other = grouped.pipeline.store.campaigns[cid]
-        assert {c: s[:3] for c, s in other.creatives.items()} == \
-            {c: s[:3] for c, s in state.creatives.items()}
+        assert {c: (s.impressions, s.clicks, s.conversions) for c, s in other.creatives.items()} \
+            == {c: (s.impressions, s.clicks, s.conversions) for c, s in state.creatives.items()}
         assert other.revenue == pytest.approx(state.revenue)
         assert other.counts["impression"] == state.counts["impression"]
     assert grouped.recommendations["shift_budget"] > 0
