@@ -119,7 +119,7 @@ def run_allocation(days: int, seeds: range, per_minute: int, aggregated: bool) -
               + ("  target: median >= 0.90" if name == "socialstream" else ""))
 
 
-def run_detection(days: int, seeds: range, aggregated: bool) -> None:
+def run_detection(days: int, seeds: range, aggregated: bool, per_minute: int) -> None:
     delays_min: list[float] = []
     delays_events: list[int] = []
     fatigue_min: list[float] = []
@@ -133,7 +133,8 @@ def run_detection(days: int, seeds: range, aggregated: bool) -> None:
     for seed in seeds:
         for crisis_share in (1.0, 0.0):
             events, truth = simulate(campaigns=8, creatives=4, duration_ms=days * 24 * HOUR_MS,
-                                     seed=seed, crisis_share=crisis_share, fatigue_drop=0.4)
+                                     seed=seed, crisis_share=crisis_share, fatigue_drop=0.4,
+                                     impressions_per_minute=per_minute)
             if aggregated:
                 events = iter(aggregate(events, MINUTE_MS))
             lines = [orjson.dumps(e) for e in events]
@@ -205,19 +206,20 @@ def main() -> None:
     parser.add_argument("--first-seed", type=int, default=0,
                         help="e.g. 8 with --seeds 32: campaigns a policy change was not tuned on")
     parser.add_argument("--impressions-per-minute", type=int, default=12,
-                        help="per campaign, in the allocation scenarios: the evidence there is")
+                        help="per campaign: the evidence there is for allocation and fatigue")
     parser.add_argument("--only", choices=("allocation", "detection"))
     parser.add_argument("--aggregate", action="store_true",
                         help="impressions, clicks and conversions as counts per creative per "
                         "minute (socialstream simulate --aggregate 1m), not one event each")
     args = parser.parse_args()
     print("input: " + ("counts per creative per minute" if args.aggregate
-                       else "one event per impression, click and conversion"))
+                       else "one event per impression, click and conversion")
+          + f"; {args.impressions_per_minute} impressions a minute per campaign at peak hours")
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     if args.only != "detection":
         run_allocation(args.days, seeds, args.impressions_per_minute, args.aggregate)
     if args.only != "allocation":
-        run_detection(args.days, seeds, args.aggregate)
+        run_detection(args.days, seeds, args.aggregate, args.impressions_per_minute)
 
 
 if __name__ == "__main__":
