@@ -23,6 +23,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.eventgen import is_json, mixed
+
 ROOT = Path(__file__).resolve().parents[1]
 KAFKA_LOCAL = ROOT / "scripts" / "kafka-local"
 
@@ -208,6 +210,28 @@ class Deployment:
             except OSError:
                 time.sleep(0.3)
         pytest.fail(f"worker did not answer /healthz within 120 s:\n{self.log(port)}")
+
+    def serve_mixed_events(self, seed: int) -> tuple[int, int]:
+        """Topics, a worker, and 300 events (some invalid) sent with ``socialstream produce``;
+        returns (the worker's port, the valid events) once every valid event is applied and
+        every invalid one dead-lettered."""
+        created = self.cli("topics", "create")
+        assert created.returncode == 0, created.stderr
+        port = self.start_worker()
+        payloads = [p for p in mixed(400, seed=seed) if is_json(p.raw)][:300]
+        sent = self.cli("produce", "-", input=b"\n".join(p.raw for p in payloads) + b"\n")
+        assert b"sent 300 events" in sent.stderr, sent.stderr
+        valid = sum(p.type is not None for p in payloads)
+
+        def applied() -> float:
+            return sum(by_label(scrape(port), "socialstream_events_total", "type").values())
+
+        assert wait_until(lambda: applied() >= valid, 120), self.log(port)
+        assert applied() == valid
+        dead = self.cli("consume", self.dlq_topic, "--from-beginning", "--timeout", "5")
+        assert dead.returncode == 0, dead.stderr
+        assert dead.stdout.count(b"\n") == 300 - valid
+        return port, valid
 
     def log(self, port: int) -> str:
         return (self.tmp / f"worker-{port}.log").read_text(errors="replace")[-4000:]

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -32,22 +31,7 @@ def test_worker_cli_and_kcat_authenticate(kafka_sasl: str, tmp_path: Path, mecha
     dep = Deployment(kafka_sasl, tmp_path)
     dep.extra_env = sasl(mechanism)
     try:
-        created = dep.cli("topics", "create")
-        assert created.returncode == 0, created.stderr
-        port = dep.start_worker()
-        payloads = [p for p in mixed(400, seed=4) if is_json(p.raw)][:300]
-        sent = dep.cli("produce", "-", input=b"\n".join(p.raw for p in payloads) + b"\n")
-        assert b"sent 300 events" in sent.stderr, sent.stderr
-        valid = sum(p.type is not None for p in payloads)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            seen = by_label(scrape(port), "socialstream_events_total", "type")
-            if sum(seen.values()) >= valid:
-                break
-            time.sleep(0.5)
-        assert sum(seen.values()) == valid
-        dead = dep.cli("consume", dep.dlq_topic, "--from-beginning", "--timeout", "5")
-        assert dead.stdout.count(b"\n") == 300 - valid
+        port, valid = dep.serve_mixed_events(seed=4)
 
         # kcat over the same mechanism: keyed events in, the worker applies them, the dead
         # letters of both producers read back out

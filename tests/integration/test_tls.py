@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import KAFKA_LOCAL, Deployment, Kcat, by_label, scrape, wait_until
+from tests.conftest import KAFKA_LOCAL, Deployment, Kcat
 from tests.eventgen import is_json, mixed
 
 pytestmark = pytest.mark.integration
@@ -76,22 +76,7 @@ def test_certificate_names_loopback_by_address_and_name(tls_broker: TlsBroker, h
 def test_worker_over_ssl(tls_broker: TlsBroker, tmp_path: Path) -> None:
     dep = deployment(tls_broker, "SSL", tmp_path)
     try:
-        created = dep.cli("topics", "create")
-        assert created.returncode == 0, created.stderr
-        port = dep.start_worker()
-        payloads = [p for p in mixed(400, seed=11) if is_json(p.raw)][:300]
-        sent = dep.cli("produce", "-", input=b"\n".join(p.raw for p in payloads) + b"\n")
-        assert b"sent 300 events" in sent.stderr, sent.stderr
-        valid = sum(p.type is not None for p in payloads)
-
-        def applied() -> float:
-            return sum(by_label(scrape(port), "socialstream_events_total", "type").values())
-
-        assert wait_until(lambda: applied() >= valid, 120), dep.log(port)
-        assert applied() == valid
-        dead = dep.cli("consume", dep.dlq_topic, "--from-beginning", "--timeout", "5")
-        assert dead.returncode == 0, dead.stderr
-        assert dead.stdout.count(b"\n") == 300 - valid
+        dep.serve_mixed_events(seed=11)
     finally:
         dep.stop()
 
