@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Final, NamedTuple, TypeVar
 
-from streams.events import SocialEvent
+from streams.events import MAX_TS_MS, SocialEvent
 from streams.models.engagement import (
     DAY_MS,
     POST_HORIZON_MS,
@@ -83,7 +83,7 @@ class Pipeline:
         examples: list[Example] = []
         if event.ts_ms > state.last_ts_ms:
             state.last_ts_ms = event.ts_ms
-            if state.pending_posts:
+            if state.pending_posts and event.ts_ms >= state.posts_due_ms:
                 self._close_posts(state, examples)
         sentiment = self._apply(state, event, examples)
         recommendations = self.policy.decide(state, event, self.models,
@@ -123,6 +123,7 @@ class Pipeline:
                          PendingPost(PostTraits(*traits),
                                      self.models.posts.predict_one(post_features(traits)),
                                      event.ts_ms, 0), MAX_PENDING_POSTS)
+            state.posts_due_ms = min(state.posts_due_ms, event.ts_ms + self.horizon_ms)
         else:
             self._engage(state, event)
             if predicted == "negative":
@@ -137,8 +138,10 @@ class Pipeline:
 
     def _close_posts(self, state: CampaignState, examples: list[Example]) -> None:
         """Posts whose horizon the campaign's event time has passed: their outcome is known."""
-        due = [pid for pid, p in state.pending_posts.items()
-               if p.ts_ms + self.horizon_ms <= state.last_ts_ms]
+        horizon, now = self.horizon_ms, state.last_ts_ms
+        due = [pid for pid, p in state.pending_posts.items() if p.ts_ms + horizon <= now]
+        state.posts_due_ms = min((p.ts_ms + horizon for pid, p in state.pending_posts.items()
+                                  if p.ts_ms + horizon > now), default=MAX_TS_MS)
         for post_id in due:
             post = state.pending_posts.pop(post_id)
             x = post_features(post.traits.as_list())

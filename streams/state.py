@@ -93,6 +93,9 @@ class CampaignState:
     # "policy" in a snapshot.
     memory: PolicyMemory = field(default_factory=PolicyMemory)
     _recent: set[int] = field(default_factory=set, repr=False, compare=False)
+    # Event time at which the first pending post's horizon ends (the pipeline keeps it; 0:
+    # unknown, look): most events then skip the scan for due posts.  Not in a snapshot.
+    posts_due_ms: int = field(default=0, init=False, repr=False, compare=False)
 
     def seen(self, event_hash: int) -> bool:
         if not self._recent and self.recent_ids:
