@@ -137,6 +137,7 @@ class SocialEvent(msgspec.Struct, frozen=True, gc=False):
 
 
 _fast_decode = msgspec.json.Decoder(SocialEvent).decode
+_fast_decode_lines = msgspec.json.Decoder(SocialEvent).decode_lines
 # Fields an event's type requires, which the decoder cannot know are required.
 _NEEDED: Final = {t: tuple(sorted(f for f in needs if f != "text"))
                   for t, needs in REQUIRED_BY_TYPE.items()}
@@ -179,13 +180,19 @@ def decode(data: bytes) -> SocialEvent | Rejected:
         event = _fast_decode(data)
     except (msgspec.MsgspecError, UnicodeDecodeError):
         return _decode_slowly(data)
+    return event if _complete(event) else _decode_slowly(data)
+
+
+def _complete(event: SocialEvent) -> bool:
+    """What the decoder cannot check: the fields the event's type requires, and ``count`` on a
+    type that counts."""
     if (event.type in _NEEDS_TEXT and not event.text) or \
             (event.count != 1 and event.type not in COUNTED_TYPES):
-        return _decode_slowly(data)
+        return False
     for name in _NEEDED[event.type]:
         if getattr(event, name) is None:
-            return _decode_slowly(data)
-    return event
+            return False
+    return True
 
 
 def _decode_slowly(data: bytes) -> SocialEvent | Rejected:
@@ -209,6 +216,9 @@ def decode_message(value: bytes | None) -> list[Line]:
         return [Line(0, value or b"", Rejected(Reason.EMPTY, "message has no value"))]
     if b"\n" not in value.rstrip():
         return [Line(0, value, decode(value))]
+    batch = _decode_batch(value)
+    if batch is not None:
+        return batch
     lines = [Line(n, raw, decode(raw)) for n, raw in _lines(value)]
     # Two JSON values cannot make one, so the message can be one value spread over lines only
     # when its first line is not JSON on its own; only then is the whole message parsed.
@@ -220,6 +230,32 @@ def decode_message(value: bytes | None) -> list[Line]:
         except orjson.JSONDecodeError:
             pass  # not a single JSON value: a batch
     return lines
+
+
+def _decode_batch(value: bytes) -> list[Line] | None:
+    """A batch whose every line is a valid event, decoded in one pass of msgspec (a third of the
+    cost of a pass per line); None when any line needs more, and then each line is decoded on its
+    own (which names what is wrong with a bad one).
+
+    msgspec reads the values of a buffer wherever the newlines fall, and a message holds exactly
+    one event per line only if it cuts no value and joins none: so every line must start with
+    "{" and end with "}" (a value cut by a newline would end the line with ",", ":" or "[", or
+    go on with a line that starts with "," or "}"), and there must be as many values as lines."""
+    body = value[:-1] if value.endswith(b"\n") else value
+    lines = body.count(b"\n") + 1
+    if body[:1] != b"{" or body[-1:] != b"}" or body.count(b"}\n{") != lines - 1:
+        return None
+    pieces = body.split(b"\n")
+    if len(body) > MAX_EVENT_BYTES and max(map(len, pieces)) > MAX_EVENT_BYTES:
+        return None
+    try:
+        events = _fast_decode_lines(body)
+    except (msgspec.MsgspecError, UnicodeDecodeError):
+        return None
+    if len(events) != lines or not all(map(_complete, events)):
+        return None
+    return [Line(n, raw, event)
+            for n, raw, event in zip(range(1, lines + 1), pieces, events, strict=True)]
 
 
 def _lines(value: bytes) -> Iterator[tuple[int, bytes]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from unittest import mock
 
 import orjson
 import pytest
@@ -254,3 +255,28 @@ def test_delivery_may_come_as_counts() -> None:
     assert isinstance(event, SocialEvent) and event.count == 240
     single = decode(orjson.dumps(IMPRESSION))
     assert isinstance(single, SocialEvent) and single.count == 1
+
+
+# A batch's lines: valid events, edge cases of every kind, and lines that are not one JSON value
+# (cut objects, two on one line, blank, CRLF, pretty-printed parts).
+batch_lines = st.one_of(
+    st.sampled_from(sorted(VALID_BY_TYPE)).map(lambda t: orjson.dumps(VALID_BY_TYPE[t])),
+    st.sampled_from(sorted(VALID_BY_TYPE)).flatmap(
+        lambda t: st.fixed_dictionaries(
+            {"type": st.just(t)},
+            optional={k: edge_values | st.just(v) for k, v in VALID_BY_TYPE[t].items()
+                      if k != "type"})).map(lambda obj: json.dumps(obj).encode()),
+    st.sampled_from([b"", b"   ", b"{", b"}", b'{"a": 1}, {"b": 2}', b"[1, 2]", b'"x"', b"{}",
+                     orjson.dumps(BASE) + b" " + orjson.dumps(BASE), orjson.dumps(BASE) + b"\r",
+                     orjson.dumps(BASE)[:20], orjson.dumps(BASE)[20:], b'{"event_id":',
+                     b'"e-2"}', b"\xff{}"]))
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(batch_lines, min_size=2, max_size=8), st.booleans())
+def test_a_batch_decodes_as_its_lines_one_by_one(lines: list[bytes], trailing: bool) -> None:
+    """The whole-batch fast path gives exactly what decoding each line on its own gives."""
+    value = b"\n".join(lines) + (b"\n" if trailing else b"")
+    with mock.patch("streams.events._decode_batch", return_value=None):
+        expected = decode_message(value)
+    assert decode_message(value) == expected
