@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -23,9 +23,9 @@ from agents.kafka import owner_partition
 from agents.topics import raw_topic
 from streams import metrics
 from streams.config import Settings
-from streams.events import Line, Reason, Rejected, decode_message
+from streams.events import Line, Reason, Rejected, SocialEvent, decode_message
 from streams.pipeline import Pipeline
-from streams.policy import Recommendation
+from streams.state import Position
 
 log = logging.getLogger(__name__)
 
@@ -51,68 +51,61 @@ class Ingest:
         split = time.perf_counter()
         foreign: dict[tuple[int, str], list[bytes]] = defaultdict(list)  # (record, campaign)
         rejected: list[tuple[Record, Line, Rejected]] = []
-        applied: Counter[str] = Counter()  # one counter increment per type per unit
-        recommendations: list[Recommendation] = []
-        examples: Counter[str] = Counter()
-        latest_ts_ms = 0
-        process = self.pipeline.process
+        events: list[SocialEvent] = []
+        positions: list[Position] = []
+        owned: dict[str, bool] = {}
         for index, (record, lines) in enumerate(zip(records, decoded, strict=True)):
+            offset = record.offset
             for line in lines:
                 event = line.result
                 if isinstance(event, Rejected):
                     rejected.append((record, line, event))
                     continue
-                if owner_partition(event.campaign_id, self.partitions) != partition:
-                    foreign[index, event.campaign_id].append(line.raw)
+                campaign_id = event.campaign_id
+                mine = owned.get(campaign_id)
+                if mine is None:
+                    mine = owned[campaign_id] = \
+                        owner_partition(campaign_id, self.partitions) == partition
+                if not mine:
+                    foreign[index, campaign_id].append(line.raw)
                     continue
-                try:
-                    outcome = process(event, (record.offset, line.number))
-                except Exception as exc:  # a bug in a later stage: keep the event, visibly
-                    log.exception("pipeline failed on event %s", event.event_id)
-                    rejected.append((record, line, Rejected(
-                        Reason.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"[:500])))
-                    continue
-                if not outcome.applied:
-                    metrics.DUPLICATES.inc()
-                    continue
-                applied[event.type] += 1
-                if event.ts_ms > latest_ts_ms:
-                    latest_ts_ms = event.ts_ms
-                if outcome.examples:  # sent to the trainer with the state's next snapshot
-                    store = self.pipeline.store
-                    store.emit(store.campaigns[event.campaign_id],
-                               [e.to_bytes() for e in outcome.examples])
-                    for example in outcome.examples:
-                        examples[example.kind] += 1
-                if event.sentiment is not None:
-                    _count_label(event.type, bool(outcome.examples))
-                if outcome.recommendations:
-                    recommendations.extend(outcome.recommendations)
+                events.append(event)
+                positions.append((offset, line.number))
+        done = self.pipeline.process_many(events, positions)
+        if done.failed:  # a bug in a later stage: keep the event, visibly
+            rejected.extend(_failures(records, decoded, events, positions, done.failed))
+            rejected.sort(key=lambda r: (r[0].offset, r[1].number))
+        if done.duplicates:
+            metrics.DUPLICATES.inc(done.duplicates)
+        for state, examples in done.examples:  # to the trainer with the state's next snapshot
+            self.pipeline.store.emit(state, [e.to_bytes() for e in examples])
+            for example in examples:
+                metrics.TRAINING_EXAMPLES_BY_KIND[example.kind].inc()
+        for label, n in done.labels.items():
+            metrics.LABEL_OUTCOMES[label].inc(n)
         processed = time.perf_counter()
-        for etype, n in applied.items():
+        for etype, n in done.applied.items():  # one increment per type per unit
             metrics.EVENTS_BY_TYPE[etype].inc(n)
-        for kind, n in examples.items():
-            metrics.TRAINING_EXAMPLES_BY_KIND[kind].inc(n)
         for record, line, why in rejected:
             await self.dead_letter(record, line, why)
         for (index, campaign_id), raws in foreign.items():
             await self.forward(records[index], campaign_id, raws)
-        for rec in recommendations:  # before these records' offsets can be committed
+        for rec in done.recommendations:  # before these records' offsets can be committed
             metrics.RECOMMENDATIONS[rec.action, rec.reason].inc()
             metrics.CONFIDENCE[rec.action].observe(rec.confidence)
             await self._send(self.recommendations, rec.campaign_id.encode(),
                              orjson.dumps(rec.to_dict()), partition=partition)
-        done = time.perf_counter()
+        finished = time.perf_counter()
         metrics.STAGE["decode"].observe(split - started)
         metrics.STAGE["pipeline"].observe(processed - split)
-        metrics.STAGE["outputs"].observe(done - processed)
+        metrics.STAGE["outputs"].observe(finished - processed)
         now = time.time()
         observe = metrics.PROCESSING_LATENCY.observe
         for record in records:
             if record.timestamp:
                 observe(max(0.0, now - record.timestamp / 1000))
-        if latest_ts_ms:
-            metrics.EVENT_TIME_LAG.set(now - latest_ts_ms / 1000)
+        if done.latest_ts_ms:
+            metrics.EVENT_TIME_LAG.set(now - done.latest_ts_ms / 1000)
 
     async def forward(self, record: Record, campaign_id: str, raws: list[bytes]) -> None:
         """Send events to the partition that owns their campaign, keyed by campaign_id."""
@@ -140,11 +133,21 @@ class Ingest:
         self.app.pending_outputs.append(sent)
 
 
-def _count_label(event_type: str, learned: bool) -> None:
-    if event_type == "label":
-        metrics.LABEL_OUTCOMES["joined" if learned else "orphaned"].inc()
-    else:
-        metrics.LABEL_OUTCOMES["inline"].inc()
+def _failures(records: Sequence[Record], decoded: list[list[Line]], events: list[SocialEvent],
+              positions: list[Position], failed: list[tuple[int, Exception]]
+              ) -> list[tuple[Record, Line, Rejected]]:
+    """The events whose processing raised, with the record and line each came from."""
+    by_offset = {record.offset: (record, lines) for record, lines in zip(records, decoded,
+                                                                          strict=True)}
+    out = []
+    for index, exc in failed:
+        log.error("pipeline failed on event %s", events[index].event_id, exc_info=exc)
+        offset, number = positions[index]
+        record, lines = by_offset[offset]
+        [line] = [line for line in lines if line.number == number]
+        out.append((record, line, Rejected(Reason.INTERNAL_ERROR,
+                                           f"{type(exc).__name__}: {exc}"[:500])))
+    return out
 
 
 def _source_headers(record: Record) -> list[tuple[str, bytes]]:

@@ -9,6 +9,8 @@ the single trainer, so there is one learning lineage however many workers run.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Final, NamedTuple, TypeVar
 
 from streams.events import MAX_TS_MS, SocialEvent
@@ -57,6 +59,21 @@ class Outcome(NamedTuple):
     recommendations: tuple[Recommendation, ...] = ()
 
 
+@dataclass(slots=True)
+class Processed:
+    """What ``Pipeline.process_many`` did: the worker's bookkeeping for a unit of events."""
+
+    applied: dict[str, int] = field(default_factory=dict)  # events applied, by type
+    duplicates: int = 0  # events skipped as already applied
+    latest_ts_ms: int = 0  # latest event time among the applied
+    # labelled texts: "inline" (label on the text), "joined" (a late label found its text),
+    # "orphaned" (it did not)
+    labels: dict[str, int] = field(default_factory=dict)
+    examples: list[tuple[CampaignState, list[Example]]] = field(default_factory=list)
+    recommendations: list[Recommendation] = field(default_factory=list)
+    failed: list[tuple[int, Exception]] = field(default_factory=list)  # (index, what it raised)
+
+
 class Pipeline:
     """Stateful per worker; ``process`` is called once per valid event, in partition order."""
 
@@ -69,27 +86,74 @@ class Pipeline:
         self.window = window
 
     def process(self, event: SocialEvent, position: Position = NO_POSITION) -> Outcome:
-        state = self.store.get(event.campaign_id)
-        if position != NO_POSITION and position <= state.applied:
+        examples: list[Example] = []
+        step = self._step(self.store.get(event.campaign_id), event, position, examples)
+        if step is None:
             return Outcome(event, applied=False)
+        sentiment, recommendations = step
+        return Outcome(event, True, sentiment, tuple(examples) if examples else (),
+                       tuple(recommendations) if recommendations else ())
+
+    def process_many(self, events: Sequence[SocialEvent],
+                     positions: Sequence[Position]) -> Processed:
+        """``process`` over consecutive events of one partition (the worker's fetch units), with
+        what they did summed: the same steps, in the same order, without an Outcome per event.
+        An event whose processing raised is left out (the caller dead-letters it) and the rest
+        go on, as with ``process``."""
+        done = Processed()
+        applied, labels = done.applied, done.labels
+        store, step = self.store, self._step
+        campaign_id, state = "", None
+        examples: list[Example] = []
+        for index, event in enumerate(events):
+            try:
+                if state is None or event.campaign_id != campaign_id:
+                    state, campaign_id = None, event.campaign_id
+                    state = store.get(campaign_id)
+                result = step(state, event, positions[index], examples)
+            except Exception as exc:  # the caller keeps the event, visibly
+                done.failed.append((index, exc))
+                examples = []
+                continue
+            if result is None:
+                done.duplicates += 1
+                continue
+            kind = event.type
+            applied[kind] = applied.get(kind, 0) + 1
+            if event.ts_ms > done.latest_ts_ms:
+                done.latest_ts_ms = event.ts_ms
+            if event.sentiment is not None:
+                label = ("joined" if examples else "orphaned") if kind == "label" else "inline"
+                labels[label] = labels.get(label, 0) + 1
+            if examples:
+                done.examples.append((state, examples))
+                examples = []
+            if result[1]:
+                done.recommendations.extend(result[1])
+        return done
+
+    def _step(self, state: CampaignState, event: SocialEvent, position: Position,
+              examples: list[Example]) -> tuple[dict[str, float] | None,
+                                                list[Recommendation]] | None:
+        """Apply one event to its campaign's state: (its sentiment scores, its recommendations),
+        the examples it completed appended to ``examples``; None if it was applied before."""
+        if position != NO_POSITION and position <= state.applied:
+            return None
         event_hash = id_hash(event.event_id)
         if state.seen(event_hash):
             state.duplicates += 1
-            return Outcome(event, applied=False)
+            return None
         state.remember(event_hash)
         if position != NO_POSITION:
             state.applied = position
         state.counts[event.type] += event.count
-        examples: list[Example] = []
         if event.ts_ms > state.last_ts_ms:
             state.last_ts_ms = event.ts_ms
             if state.pending_posts and event.ts_ms >= state.posts_due_ms:
                 self._close_posts(state, examples)
         sentiment = self._apply(state, event, examples)
-        recommendations = self.policy.decide(state, event, self.models,
+        return sentiment, self.policy.decide(state, event, self.models,
                                              top(sentiment) if sentiment else None)
-        return Outcome(event, True, sentiment, tuple(examples) if examples else (),
-                       tuple(recommendations) if recommendations else ())
 
     def _apply(self, state: CampaignState, event: SocialEvent,
                examples: list[Example]) -> dict[str, float] | None:

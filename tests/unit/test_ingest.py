@@ -18,8 +18,10 @@ from agents.kafka import owner_partition
 from streams import metrics
 from streams.config import Settings
 from streams.events import Reason, SocialEvent
-from streams.pipeline import Outcome, Pipeline
-from streams.state import NO_POSITION, Position
+from streams.pipeline import Pipeline
+from streams.policy import Recommendation
+from streams.state import CampaignState, Position
+from streams.training import Example
 
 SETTINGS = Settings(partitions=4, input_topic="in", dlq_topic="in.dlq")
 
@@ -41,14 +43,19 @@ class Recording(Ingest):
 
 
 class Failing(Pipeline):
+    """A real pipeline whose processing of the event "boom" raises."""
+
     def __init__(self) -> None:
+        super().__init__()
         self.seen: list[str] = []
 
-    def process(self, event: SocialEvent, position: Position = NO_POSITION) -> Outcome:
+    def _step(self, state: CampaignState, event: SocialEvent, position: Position,
+              examples: list[Example]) -> tuple[dict[str, float] | None,
+                                                list[Recommendation]] | None:
         self.seen.append(event.event_id)
         if event.event_id == "boom":
             raise ValueError("model exploded")
-        return Outcome(event)
+        return super()._step(state, event, position, examples)
 
 
 def record(value: bytes, key: bytes | None, partition: int, offset: int = 42,
