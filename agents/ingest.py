@@ -171,10 +171,12 @@ def attach(app: App, settings: Settings, pipeline: Pipeline) -> Ingest:
     async def ingest_agent(stream: faust.StreamT[bytes]) -> None:
         consumer = cast(SnapshottingConsumer, app.consumer)
         async for event in stream.events():
-            records = await consumer.admit(cast(FetchedRecords, event.message))
+            unit = cast(FetchedRecords, event.message)
+            records = await consumer.admit(unit)
             if records:
                 async with app.processing:
-                    await ingest.handle(event.message.partition, records)
+                    await ingest.handle(unit.partition, records)
+                    consumer.handled(unit)
 
     app.sequenced_topics.add(settings.input_topic)
     app.agent(ingest.source, name="ingest")(ingest_agent)

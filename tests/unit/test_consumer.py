@@ -5,6 +5,7 @@ rebalance).  The log probe is replaced here; tests/chaos runs it against a real 
 
 from __future__ import annotations
 
+from collections import defaultdict
 from types import SimpleNamespace
 from typing import Any, cast
 from unittest.mock import AsyncMock
@@ -22,6 +23,8 @@ class Fake(SimpleNamespace):
     in_sequence = SnapshottingConsumer.in_sequence
     admit = SnapshottingConsumer.admit
     _accept = SnapshottingConsumer._accept
+    handled = SnapshottingConsumer.handled
+    _new_offset = SnapshottingConsumer._new_offset
 
 
 def consumer(expected: dict[Any, int], first_readable: int | str | None = "low") -> Fake:
@@ -30,8 +33,9 @@ def consumer(expected: dict[Any, int], first_readable: int | str | None = "low")
     async def first(topic: str, partition: int, low: int, high: int) -> int | None:
         return low if first_readable == "low" else cast(int | None, first_readable)
 
-    return Fake(_expected=dict(expected), seek=AsyncMock(), _add_gap=AsyncMock(),
-                _pins=PinnedReadOffsets(),
+    return Fake(_expected=dict(expected), seek=AsyncMock(), _pins=PinnedReadOffsets(),
+                _done=dict(expected), _acked=defaultdict(list), _acked_index=defaultdict(set),
+                _committed_offset=defaultdict(lambda: None, expected),
                 probe=SimpleNamespace(first_readable=AsyncMock(side_effect=first)))
 
 
@@ -79,7 +83,6 @@ async def test_a_gap_the_log_confirms_is_handled_without_reading_again() -> None
     gaps, rereads = metrics.OFFSET_GAPS._value.get(), metrics.REREADS._value.get()
     assert await check(fake, 13) is True
     fake.probe.first_readable.assert_awaited_once_with("t", 0, 12, 13)
-    fake._add_gap.assert_awaited_once_with(TP, 12, 12)  # Faust counts the marker as done
     fake.seek.assert_not_awaited()
     assert fake._expected[TP] == 14
     assert metrics.OFFSET_GAPS._value.get() == gaps + 1
@@ -93,7 +96,6 @@ async def test_a_re_read_starts_at_the_first_readable_record_of_the_gap() -> Non
     fake = consumer({TP: 10}, first_readable=20)
     assert await check(fake, 25) is False
     fake.seek.assert_awaited_once_with(TP, 20)
-    fake._add_gap.assert_awaited_once_with(TP, 10, 19)  # gone: done, as far as commits go
     assert fake._expected[TP] == 20
     assert await check(fake, 20) is True and fake._expected[TP] == 21
 
@@ -128,3 +130,47 @@ async def test_a_unit_past_dropped_records_is_not_handled_and_they_are_read_agai
     assert await admitted(fake, 10, 11) == []
     fake.seek.assert_awaited_once_with(TP, 3)
     assert fake._expected[TP] == 3
+
+
+def committable(fake: Fake) -> int | None:
+    return fake._new_offset(TP)  # type: ignore[misc]
+
+
+async def handled(fake: Fake, *offsets: int) -> list[int]:
+    """A unit through ``admit``, handled if admitted (as the agents do), then acked."""
+    fetched = unit(*offsets)
+    records = await fake.admit(fetched)  # type: ignore[misc]
+    if records:
+        fake.handled(fetched)  # type: ignore[misc]
+    fake._acked[TP].append(fetched.offset)  # what Faust's stream iterator does on its own
+    return [r.offset for r in records]
+
+
+async def test_the_committable_offset_follows_the_units_handled_in_order() -> None:
+    fake = consumer({TP: 5})
+    assert committable(fake) is None
+    await handled(fake, 5, 6, 8)
+    await handled(fake, 9, 10)
+    assert committable(fake) == 11
+    assert not fake._acked[TP]  # one offset per unit at most, dropped once covered
+
+
+async def test_a_unit_handed_over_but_not_yet_handled_is_not_committable() -> None:
+    fake = consumer({TP: 5})
+    await handled(fake, 5, 6)
+    assert await admitted(fake, 7, 8) == [7, 8]  # waiting for the processing lock, say
+    assert committable(fake) == 7
+
+
+async def test_nothing_past_dropped_records_is_committable_until_they_are_read_again() -> None:
+    fake = consumer({TP: 3})
+    assert await handled(fake, 10, 11) == []  # acked by Faust, never handled
+    assert committable(fake) is None
+    assert await handled(fake, 3, 4, 5) == [3, 4, 5]
+    assert committable(fake) == 6
+
+
+async def test_a_gap_the_log_confirms_is_committed_past() -> None:
+    fake = consumer({TP: 12}, first_readable=None)  # offset 12 is a transaction's commit marker
+    assert await handled(fake, 13, 14) == [13, 14]
+    assert committable(fake) == 15
