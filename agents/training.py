@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import Any, cast
 
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from agents.app import App, FetchedRecords, SnapshottingConsumer
+from agents.app import App, FetchedRecords, Record, SnapshottingConsumer
 from agents.kafka import MAX_MODEL_BYTES, client_options
 from agents.topics import raw_topic
 from streams import metrics
@@ -33,6 +33,7 @@ from streams.training import Example, Models, Trainer
 
 log = logging.getLogger(__name__)
 RESTORE_LOOKBACK = 16  # snapshots looked at, newest first, for one this worker can read
+LEARN_SLICE = 32  # examples learnt between two turns of the event loop (a few ms at most)
 
 
 def unpack(data: bytes, offset: int) -> tuple[Trainer, int] | None:
@@ -81,22 +82,35 @@ class Training:
     async def learn(self, stream: faust.StreamT[bytes]) -> None:
         consumer = cast(SnapshottingConsumer, self.app.consumer)
         async for event in stream.events():
-            records = await consumer.admit(cast(FetchedRecords, event.message))
+            unit = cast(FetchedRecords, event.message)
+            records = await consumer.admit(unit)
             if not records:
                 continue
             if self.trainer is None:
                 self.trainer, self.offset = await self.restore()
+            trainer = self.trainer
             async with self.learning:
-                learn = self.trainer.learn
-                for record in records:
-                    if record.offset <= self.offset:
-                        continue  # covered by the snapshot this trainer started from
-                    try:
-                        learn(Example.from_bytes(record.value or b""))
-                    except Exception:  # a malformed example must not stop learning
-                        log.exception("skipping training example at offset %s", record.offset)
-                    self.offset = record.offset
-                    self.dirty = True
+                for start in range(0, len(records), LEARN_SLICE):
+                    if start:
+                        # A unit is up to a commit's worth of examples (~0.1 ms each): learnt
+                        # in one go it held up every event arriving meanwhile.
+                        await asyncio.sleep(0)
+                        if self.trainer is not trainer:
+                            break  # the partition moved on: its new owner continues
+                    self._learn(trainer, records[start:start + LEARN_SLICE])
+                else:
+                    consumer.handled(unit)
+
+    def _learn(self, trainer: Trainer, records: Sequence[Record]) -> None:
+        for record in records:
+            if record.offset <= self.offset:
+                continue  # covered by the snapshot this trainer started from
+            try:
+                trainer.learn(Example.from_bytes(record.value or b""))
+            except Exception:  # a malformed example must not stop learning
+                log.exception("skipping training example at offset %s", record.offset)
+            self.offset = record.offset
+            self.dirty = True
 
     async def restore(self) -> tuple[Trainer, int]:
         found = await latest(self.settings)
