@@ -178,14 +178,19 @@ def run_faust(settings: Settings, events: int, workers: int = 1,
 
 
 @contextlib.contextmanager
-def local_broker(port: int | None = None) -> Iterator[str]:
+def local_broker(port: int | None = None, cores: str | None = None) -> Iterator[str]:
     """A fresh real Kafka broker of this project's scripts/kafka-local in a temp dir; yields its
-    bootstrap address and stops it (deleting the dir) on the way out."""
+    bootstrap address and stops it (deleting the dir) on the way out.  ``cores`` (taskset's
+    list, e.g. "1") pins every thread of the broker there."""
     state = Path(tempfile.mkdtemp(prefix="bench-kafka-"))
     kafka_local = [sys.executable, str(ROOT / "scripts" / "kafka-local")]
     bootstrap = subprocess.run([*kafka_local, "start", "--dir", str(state), "--fresh",
                                 "--port", str(port or free_port())],
                                check=True, stdout=subprocess.PIPE, text=True).stdout.strip()
+    if cores is not None:
+        pid = (state / "broker.pid").read_text().strip()
+        subprocess.run(["taskset", "-a", "-p", "-c", cores, pid], check=True,
+                       stdout=subprocess.DEVNULL)
     try:
         yield bootstrap
     finally:
