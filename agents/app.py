@@ -92,6 +92,14 @@ class IdempotentProducer(faust_aiokafka.Producer):
 FETCH_MAX_WAIT_MS: Final = 20
 
 
+# How long Faust's fetch loop waits for records before it looks again at which partitions it may
+# fetch.  Faust waits up to a second, and a whole second when it may fetch none: a partition
+# whose agent's buffer filled is left out until the buffer drains to 40%, and a worker working
+# off a backlog then sat idle a third of the time, its buffers empty, while the fetch loop waited
+# on the partitions left (the training one) or slept.
+POLL_SECONDS: Final = 0.02
+
+
 class ReadCommittedThread(faust_aiokafka.AIOKafkaConsumerThread):
     """Faust's consumer thread, whose aiokafka consumer reads committed records only and waits
     at most FETCH_MAX_WAIT_MS at the broker for a fetch."""
@@ -176,6 +184,10 @@ class SnapshottingConsumer(faust_aiokafka.Consumer):
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
         """Faust's ``Consumer.getmany`` (same flow, generation and partition checks), yielding
         the records of a sequenced topic's partition as ``FetchedRecords`` units."""
+        timeout = min(timeout, POLL_SECONDS)
+        if self.flow_active and not self.app.client_only and not self._get_active_partitions():
+            await asyncio.sleep(POLL_SECONDS)  # every partition's buffer is full (see above)
+            return
         records, active_partitions = await self._wait_next_records(timeout)
         generation_id = self.app.consumer_generation_id
         if records is None or self.should_stop:
