@@ -107,10 +107,9 @@ class Ingest:
         metrics.STAGE["pipeline"].observe(processed - split)
         metrics.STAGE["outputs"].observe(finished - processed)
         now = time.time()
-        observe = metrics.PROCESSING_LATENCY.observe
-        for record in records:
-            if record.timestamp:
-                observe(max(0.0, now - record.timestamp / 1000))
+        metrics.observe_many(metrics.PROCESSING_LATENCY,
+                             [max(0.0, now - record.timestamp / 1000)
+                              for record in records if record.timestamp])
         if done.latest_ts_ms:
             metrics.EVENT_TIME_LAG.set(now - done.latest_ts_ms / 1000)
 

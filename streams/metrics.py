@@ -6,6 +6,9 @@ Names follow Prometheus conventions: ``socialstream_`` prefix, base units, count
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Iterable
+
 from prometheus_client import Counter, Gauge, Histogram, Info, disable_created_metrics
 
 from streams.events import EVENT_TYPES, Reason
@@ -161,3 +164,23 @@ UNREADY = Gauge(
     ["reason"],
 )
 BUILD_INFO = Info("socialstream_build", "Version of socialstream and of its core libraries.")
+
+
+def observe_many(histogram: Histogram, values: Iterable[float]) -> None:
+    """``histogram.observe(v)`` for every v, one increment per bucket: observe takes a lock per
+    call and walks the bucket bounds in Python, about a microsecond an observation, a tenth of
+    an event's whole cost on single-event input, where every record is observed.  Reads the
+    histogram's own bounds, buckets and sum (prometheus_client internals since 0.4; a unit test
+    holds the result to observe's)."""
+    bounds = histogram._upper_bounds
+    counts = [0] * len(bounds)
+    total = 0.0
+    for value in values:
+        counts[bisect_left(bounds, value)] += 1
+        total += value
+    if not any(counts):
+        return
+    histogram._sum.inc(total)
+    for bucket, n in zip(histogram._buckets, counts, strict=True):
+        if n:
+            bucket.inc(n)
