@@ -33,7 +33,7 @@ from streams.training import Example, Models, Trainer
 
 log = logging.getLogger(__name__)
 RESTORE_LOOKBACK = 16  # snapshots looked at, newest first, for one this worker can read
-LEARN_SLICE = 32  # examples learnt between two turns of the event loop (a few ms at most)
+LEARN_SLICE = 8  # examples learnt between two turns of the event loop (about half a ms)
 
 
 def unpack(data: bytes, offset: int) -> tuple[Trainer, int] | None:
