@@ -394,7 +394,7 @@ def produce_at(bootstrap: str, topic: str, source: Iterator[Message], rate: floa
     total = int(rate * (warmup + seconds))
     load = [(key.encode(), value, owner_partition(key, PARTITIONS))
             for key, value in itertools.islice(source, total)]
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 1, "acks": 1,
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "acks": 1,
                          "queue.buffering.max.messages": 1_000_000})
     done = Produced()
     warm: float | None = None
