@@ -11,7 +11,10 @@ Changes to Faust's Kafka transport, all for delivery guarantees (DESIGN.md secti
   it is taken for messages that Faust dropped.
 - An agent of a sequenced topic gets what one fetch returned for a partition as one message
   (``FetchedRecords``), not one Faust message per record: Faust's per-message path (conductor,
-  stream queue, acks, sensors) cost about ten times the work of an impression event.
+  stream queue, acks, sensors) cost about ten times the work of an impression event.  Such a
+  partition is committable up to the last unit its agent handled (``handled``), not through
+  Faust's per-offset ack bookkeeping, and Faust's fetch loop looks at which partitions it may
+  fetch every ``POLL_SECONDS``, not every second.
 - State snapshots must be durable before their source offsets are committed.  Every commit
   (periodic, on rebalance, at shutdown) picks the offsets it will commit, runs the app's
   ``before_commit`` hooks in the same step (so every event up to those offsets is in the
