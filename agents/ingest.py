@@ -24,7 +24,7 @@ from agents.kafka import owner_partition
 from agents.topics import raw_topic
 from streams import metrics
 from streams.config import Settings
-from streams.events import Batch, Line, Reason, Rejected, SocialEvent, decode_batch, decode_message
+from streams.events import Batch, Line, Reason, Rejected, SocialEvent, decode_record
 from streams.pipeline import Pipeline
 from streams.state import Position
 
@@ -48,32 +48,29 @@ class Ingest:
         partition), then queue their outputs."""
         metrics.MESSAGES.inc(len(records))
         started = time.perf_counter()
-        decoded = [_decode(record.value) for record in records]
+        decoded = [decode_record(record.value) for record in records]
         split = time.perf_counter()
         foreign: dict[tuple[int, str], list[bytes]] = defaultdict(list)  # (record, campaign)
         rejected: list[tuple[Record, Line, Rejected]] = []
         events: list[SocialEvent] = []
         positions: list[Position] = []
-        owned: dict[str, bool] = {}
+        partitions = self.partitions
         for index, (record, lines) in enumerate(zip(records, decoded, strict=True)):
             offset = record.offset
             if isinstance(lines, Batch):  # every line a valid event: all of them here, usually
-                campaigns = {event.campaign_id for event in lines.events}
-                if all(owned.get(c) or self._owns(c, partition, owned) for c in campaigns):
+                if all(owner_partition(c, partitions) == partition
+                       for c in {event.campaign_id for event in lines.events}):
                     events.extend(lines.events)
                     positions.extend(zip(repeat(offset), range(1, len(lines.events) + 1)))
                     continue
-                lines = _lines_of(lines)
+                lines = lines.lines()
             for line in lines:
                 event = line.result
                 if isinstance(event, Rejected):
                     rejected.append((record, line, event))
                     continue
                 campaign_id = event.campaign_id
-                mine = owned.get(campaign_id)
-                if mine is None:
-                    mine = self._owns(campaign_id, partition, owned)
-                if not mine:
+                if owner_partition(campaign_id, partitions) != partition:
                     foreign[index, campaign_id].append(line.raw)
                     continue
                 events.append(event)
@@ -113,11 +110,6 @@ class Ingest:
         if done.latest_ts_ms:
             metrics.EVENT_TIME_LAG.set(now - done.latest_ts_ms / 1000)
 
-    def _owns(self, campaign_id: str, partition: int, owned: dict[str, bool]) -> bool:
-        """Whether ``partition`` owns the campaign (remembered in ``owned`` for the unit)."""
-        mine = owned[campaign_id] = owner_partition(campaign_id, self.partitions) == partition
-        return mine
-
     async def forward(self, record: Record, campaign_id: str, raws: list[bytes]) -> None:
         """Send events to the partition that owns their campaign, keyed by campaign_id."""
         metrics.REROUTED.inc(len(raws))
@@ -144,29 +136,12 @@ class Ingest:
         self.app.pending_outputs.append(sent)
 
 
-def _decode(value: bytes | None) -> Batch | list[Line]:
-    """A message's events: a batch of valid events as it is (no Line per event), else its
-    Lines."""
-    if value and b"\n" in value.rstrip():
-        batch = decode_batch(value)
-        if batch is not None:
-            return batch
-    return decode_message(value)
-
-
-def _lines_of(decoded: Batch | list[Line]) -> list[Line]:
-    if isinstance(decoded, Batch):
-        return [Line(n, raw, event) for n, (raw, event)
-                in enumerate(zip(decoded.raws, decoded.events, strict=True), start=1)]
-    return decoded
-
-
 def _failures(records: Sequence[Record], decoded: list[Batch | list[Line]],
               events: list[SocialEvent],
               positions: list[Position], failed: list[tuple[int, Exception]]
               ) -> list[tuple[Record, Line, Rejected]]:
     """The events whose processing raised, with the record and line each came from."""
-    by_offset = {record.offset: (record, _lines_of(lines))
+    by_offset = {record.offset: (record, lines.lines() if isinstance(lines, Batch) else lines)
                  for record, lines in zip(records, decoded, strict=True)}
     out = []
     for index, exc in failed:

@@ -277,6 +277,6 @@ batch_lines = st.one_of(
 def test_a_batch_decodes_as_its_lines_one_by_one(lines: list[bytes], trailing: bool) -> None:
     """The whole-batch fast path gives exactly what decoding each line on its own gives."""
     value = b"\n".join(lines) + (b"\n" if trailing else b"")
-    with mock.patch("streams.events.decode_batch", return_value=None):
+    with mock.patch("streams.events._decode_batch", return_value=None):
         expected = decode_message(value)
     assert decode_message(value) == expected
