@@ -288,6 +288,17 @@ class SnapshottingConsumer(faust_aiokafka.Consumer):
         await self.seek(tp, first)
         return False
 
+    async def _seek(self, partition: TP, offset: int) -> None:
+        """Seek in the consumer thread, not on the event loop (Faust calls aiokafka's ``seek``
+        from the caller's thread).  aiokafka's seek drops the partition's fetched records, and
+        done while the consumer thread was handing those over (``Fetcher.fetched_records``) it
+        crashed Faust's fetch loop with a KeyError: seen once in CI, in the kill -9 test's seek
+        back to a gap, after fetches grew to 256 KB and the hand-over took longer."""
+        async def seek() -> None:  # runs on the consumer thread's loop
+            self._thread.seek(partition, offset)
+
+        await self._thread.call_thread(seek)
+
     async def _add_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:
         """Faust's record of offsets that hold no message, which its commit fills in offset by
         offset; a sequenced partition's commits do not need it (see handled), and Faust's fetch
