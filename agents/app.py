@@ -7,6 +7,8 @@ Changes to Faust's Kafka transport, all for delivery guarantees (DESIGN.md secti
   does, so events of aborted transactions of any producer are never applied.  And a fetch waits
   at most 20 ms at the broker, not Faust's 1.5 s (``FETCH_MAX_WAIT_MS``), for 256 KB, not the
   first byte (``FETCH_MIN_BYTES``).
+- Seeks run on the consumer thread (Faust ran them on the event loop, racing the thread's
+  hand-over of fetched records).
 - Offsets are not contiguous (transaction markers, compaction, a log start that moved): a gap in
   the offsets the agents are handed is checked against the log itself (agents/logprobe.py) before
   it is taken for messages that Faust dropped.
