@@ -46,7 +46,7 @@ PARTS: Final = (("1-200", 1, 200, "cold start"), ("1-1000", 1, TUNE, "tune"),
 SWEEP: Final[dict[str, tuple[Any, ...]]] = {
     "prior_strength": (50.0, 100.0, 200.0), "prior_variance": (0.3, 1.0, 3.0),
     "balance_exponent": (1.0, 1.25, 1.5), "word_alpha": (0.5, 1.0, 2.0),
-    "word_vocabulary": (1024, 4096, 16384)}
+    "word_vocabulary": (1024, 4096, 16384), "prior_weight": (0.0, 0.1, 0.2, 0.3)}
 
 
 def vader_rule(compound: float) -> str:

@@ -22,6 +22,9 @@ the sentiment model learns per-class counts of token buckets and a Bayesian laye
 covariance) instead of format 1's logistic-regression weights, which fit no model any more: a
 format 1 snapshot loads with the sentiment model's counters (version, class counts, quality) and
 its learned state fresh (it starts again from the lexicon prior), everything else as it was.
+The sentiment model's warm-start word counts (streams/models/data, see its docstring) are code, like
+the hyperparameters: a snapshot holds the learned counts only, so format 2 snapshots written
+before the warm start load as they are, the prior added to their counts.
 Export checks that each estimator is the configuration handled here (e.g. constant-rate SGD, no
 L1), so a model change that adds learned state fails loudly (TypeError at dump, in the unit tests)
 instead of dropping it.
