@@ -5,13 +5,17 @@ rebalance).  The log probe is replaced here; tests/chaos runs it against a real 
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from types import SimpleNamespace
 from typing import Any, cast
-from unittest.mock import AsyncMock
+from unittest.mock import ANY, AsyncMock
 
+import pytest
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
+from mode.services import WaitResults
+from mode.utils.locks import Event
 
 from agents.app import FetchedRecords, PinnedReadOffsets, SnapshottingConsumer
 from streams import metrics
@@ -174,3 +178,84 @@ async def test_a_gap_the_log_confirms_is_committed_past() -> None:
     fake = consumer({TP: 12}, first_readable=None)  # offset 12 is a transaction's commit marker
     assert await handled(fake, 13, 14) == [13, 14]
     assert committable(fake) == 15
+
+
+# --- the hand-over of a unit to its agent (SnapshottingConsumer.wait_first) -----------------
+
+class Racing(SnapshottingConsumer):
+    """Only what ``wait_first`` reads: the flow and the service's stopped and crashed events."""
+
+    def __init__(self) -> None:  # not Faust's: no app, no transport
+        self.suspend_flow = asyncio.Event()
+        self._stopped, self._crashed = Event(), Event()
+        self._loop = asyncio.get_running_loop()
+
+
+async def test_a_delivery_that_does_not_wait_is_finished_without_any_task() -> None:
+    racing, steps = Racing(), []
+
+    async def deliver() -> str:
+        steps.append("delivered")
+        return "done"
+
+    tasks = len(asyncio.all_tasks())
+    result = await racing.wait_first(deliver(), racing.suspend_flow.wait())
+    assert result == WaitResults([ANY], ["done"], False) and steps == ["delivered"]
+    assert len(asyncio.all_tasks()) == tasks
+
+
+async def test_a_delivery_that_waits_goes_on_where_it_stopped() -> None:
+    racing, room = Racing(), asyncio.Event()
+
+    async def deliver() -> int:
+        await room.wait()  # the agent's buffer is full
+        await asyncio.sleep(0)
+        return 7
+
+    waiting = asyncio.ensure_future(racing.wait_first(deliver(), racing.suspend_flow.wait()))
+    await asyncio.sleep(0.01)
+    assert not waiting.done()
+    room.set()
+    assert (await waiting).results == [7]
+
+
+async def test_a_delivery_that_waits_is_cancelled_when_the_flow_is_suspended() -> None:
+    """As in Faust: a rebalance must not wait for an agent's buffer to drain."""
+    racing, cancelled = Racing(), []
+
+    async def deliver() -> None:
+        try:
+            await asyncio.Event().wait()  # never room
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            raise
+
+    waiting = asyncio.ensure_future(racing.wait_first(deliver(), racing.suspend_flow.wait()))
+    await asyncio.sleep(0.01)
+    racing.suspend_flow.set()
+    result = await asyncio.wait_for(waiting, 1.0)
+    assert result.results == [True] and cancelled == [True]
+
+
+async def test_a_delivery_that_fails_raises_at_once_or_after_waiting() -> None:
+    racing = Racing()
+
+    async def fail(wait: bool) -> None:
+        if wait:
+            await asyncio.sleep(0.001)
+        raise ValueError("bad message")
+
+    for wait in (False, True):
+        with pytest.raises(ValueError, match="bad message"):
+            await racing.wait_first(fail(wait), racing.suspend_flow.wait())
+
+
+async def test_a_suspended_flow_takes_fausts_own_way() -> None:
+    racing = Racing()
+    racing.suspend_flow.set()
+
+    async def deliver() -> int:
+        return 1
+
+    result = await racing.wait_first(deliver(), racing.suspend_flow.wait())
+    assert result.results == [1, True]  # both ran as tasks and were done together
