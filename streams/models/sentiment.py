@@ -84,12 +84,13 @@ def normalise(text: str) -> str:
 
 def tokens(text: str) -> list[str]:
     """The words of a normalised text, lower case, then each hashtag's word ("#happy": "happy")."""
-    words = _TOKEN.findall(text.lower())
-    return [*words, *_hashtag_words(words)] if "#" in text else words
+    return _with_hashtag_words(_TOKEN.findall(text.lower()), text)
 
 
-def _hashtag_words(words: list[str]) -> list[str]:
-    return [t[1:] for t in words if t[0] == "#" and len(t) > 1]
+def _with_hashtag_words(words: list[str], text: str) -> list[str]:
+    if "#" not in text:
+        return words
+    return [*words, *(t[1:] for t in words if t[0] == "#" and len(t) > 1)]
 
 
 def token_hash(token: str) -> int:
@@ -297,7 +298,7 @@ class SentimentModel:
 
     def _features(self, text: str, scores: dict[str, float]) -> tuple[Features, list[int]]:
         words = _TOKEN.findall(text.lower())
-        words_and_tags = [*words, *_hashtag_words(words)] if "#" in text else words
+        words_and_tags = _with_hashtag_words(words, text)
         mask = self.n_features
         buckets = list(dict.fromkeys(zlib.crc32(t.encode()) % mask for t in words_and_tags))
         x: Features = {f"t{b}": 1.0 for b in buckets}
