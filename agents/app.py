@@ -83,7 +83,7 @@ class FetchedRecords(ConsumerMessage):
     makes the partition committable past it (a fetch skips only what is not readable:
     transaction markers, aborted or compacted records)."""
 
-    __slots__ = ("fetched", "records")
+    __slots__ = ("records",)
 
     def __init__(self, tp: TP, records: Sequence[Record],
                  generation_id: int | None = None) -> None:
@@ -93,7 +93,6 @@ class FetchedRecords(ConsumerMessage):
                          last.timestamp_type, None, last.key, b"", None, 0, 0, tp,
                          generation_id=generation_id)
         self.records = records
-        self.fetched = time.monotonic()  # this worker's clock: how long the unit has waited
 
 
 class Resumed:

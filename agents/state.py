@@ -23,6 +23,7 @@ from agents.kafka import STATE_TABLE, owner_partition
 from streams import metrics
 from streams.config import Settings
 from streams.state import CampaignState, CampaignStore, pack
+from streams.training import pack_examples
 
 
 class DurableState:
@@ -58,7 +59,7 @@ class DurableState:
         if snapshots:  # compressed in a thread (zlib lets go of the GIL), not on the event loop
             snapshots = await asyncio.to_thread(_packed, snapshots)
         pending = [await producer.send(self.settings.training_topic, None, data, 0, None, None)
-                   for data in examples]  # to the single trainer: one learning lineage
+                   for data in pack_examples(examples)]  # to the single trainer: one lineage
         for campaign_id, data in snapshots.items():
             partition = owner_partition(campaign_id, self.settings.partitions)
             pending.append(await producer.send(changelog, campaign_id.encode(), data, partition,

@@ -30,17 +30,17 @@ from streams import metrics
 from streams.config import Settings
 from streams.model_snapshot import SnapshotRefused, dump, load
 from streams.pipeline import Pipeline
-from streams.training import Example, Models, Trainer
+from streams.training import Example, Models, Trainer, unpack_examples
 
 log = logging.getLogger(__name__)
 RESTORE_LOOKBACK = 16  # snapshots looked at, newest first, for one this worker can read
-LEARN_SLICE = 8  # examples learnt between two turns of the event loop (about half a ms)
-# A commit's examples arrive at once (4,000 at 72,000 events/s) and were learnt at once: with
-# ingest near capacity, every commit was followed by a latency spike of 100-300 ms.  While a unit
-# is fresh the trainer now pauses between slices, which spreads a commit's examples over about a
-# second; past LEARN_SPREAD it learns flat out, so it never falls further behind than that.
-LEARN_PAUSE = 0.002  # seconds
-LEARN_SPREAD = 1.0  # seconds since the unit was fetched
+LEARN_SLICE = 1  # messages (up to 16 examples, about a ms) learnt between two turns of the loop
+# A commit's examples reach the trainer at once (2,600 at 58,000 events/s, 75 µs each).  Learnt
+# flat out they took a quarter of the core for most of a second, and with ingest near capacity
+# every commit was followed by a latency spike; the trainer therefore learns what the log holds
+# for it at an even pace, done LEARN_SPREAD after the newest examples arrived.  That is well
+# before the next commit (Faust commits every 2.8 s), which publishes them: models are no staler.
+LEARN_SPREAD = 2.0  # seconds
 
 
 def unpack(data: bytes, offset: int) -> tuple[Trainer, int] | None:
@@ -64,6 +64,25 @@ def export(models: Models) -> None:
                 metrics.MODEL_QUALITY.labels(model=name, metric=metric).set(value)
 
 
+class Pace:
+    """When to learn the next message so that what the training partition holds is learnt
+    evenly, done LEARN_SPREAD seconds after its end last moved (a new end, a new deadline)."""
+
+    def __init__(self) -> None:
+        self.end = 0  # the partition's end when the deadline was set
+        self.deadline = 0.0  # monotonic seconds
+
+    def pause(self, end: int | None, learnt: int, began: float, now: float) -> float:
+        """Seconds to wait before the next slice: the one begun at ``began`` takes its share of
+        the time left for the messages after offset ``learnt``, the last one learnt."""
+        if end is not None and end > self.end:
+            self.end, self.deadline = end, now + LEARN_SPREAD
+        left = self.end - 1 - learnt + LEARN_SLICE  # messages unlearnt when the slice began
+        if left <= LEARN_SLICE or began >= self.deadline:
+            return 0.0
+        return max(0.0, began + (self.deadline - began) * LEARN_SLICE / left - now)
+
+
 class Training:
     def __init__(self, app: App, settings: Settings, pipeline: Pipeline) -> None:
         self.settings = settings
@@ -73,7 +92,8 @@ class Training:
         self.trainer: Trainer | None = None
         self.offset = -1
         self.dirty = False
-        self.learning = asyncio.Lock()  # held while the trainer learns a unit
+        self.learning = asyncio.Lock()  # held while the trainer learns a slice
+        self.pace = Pace()
         app.sequenced_topics.add(settings.training_topic)
         app.agent(self.examples, name="trainer")(self.learn)
         app.before_commit.append(self.publish)
@@ -95,28 +115,29 @@ class Training:
                 continue
             if self.trainer is None:
                 self.trainer, self.offset = await self.restore()
-            trainer = self.trainer
-            async with self.learning:
-                for start in range(0, len(records), LEARN_SLICE):
-                    if start:
-                        # A unit is up to a commit's worth of examples (~0.1 ms each): learnt
-                        # in one go it held up every event arriving meanwhile.
-                        fresh = time.monotonic() - unit.fetched < LEARN_SPREAD
-                        await asyncio.sleep(LEARN_PAUSE if fresh else 0)
-                        if self.trainer is not trainer:
-                            break  # the partition moved on: its new owner continues
+            trainer, began = self.trainer, time.monotonic()
+            # The partition's end as last fetched (an assertion fails once it is not assigned).
+            end = consumer.highwater(unit.tp) if unit.tp in consumer.assignment() else None
+            for start in range(0, len(records), LEARN_SLICE):
+                if start:
+                    await asyncio.sleep(self.pace.pause(end, self.offset, began, time.monotonic()))
+                began = time.monotonic()
+                async with self.learning:  # a snapshot is taken between two slices
+                    if self.trainer is not trainer:
+                        break  # the partition moved on: its new owner continues
                     self._learn(trainer, records[start:start + LEARN_SLICE])
-                else:
-                    consumer.handled(unit)
+            else:
+                consumer.handled(unit)
 
     def _learn(self, trainer: Trainer, records: Sequence[Record]) -> None:
         for record in records:
             if record.offset <= self.offset:
                 continue  # covered by the snapshot this trainer started from
-            try:
-                trainer.learn(Example.from_bytes(record.value or b""))
-            except Exception:  # a malformed example must not stop learning
-                log.exception("skipping training example at offset %s", record.offset)
+            for example in unpack_examples(record.value or b""):
+                try:
+                    trainer.learn(Example.from_bytes(example))
+                except Exception:  # a malformed example must not stop learning
+                    log.exception("skipping a training example at offset %s", record.offset)
             self.offset = record.offset
             self.dirty = True
 

@@ -22,6 +22,7 @@ from streams.state import id_hash
 
 Kind = Literal["sentiment", "post", "creative"]
 MAX_SEEN_EXAMPLES: Final = 20_000  # re-sent examples arrive within a commit interval or two
+EXAMPLES_PER_MESSAGE: Final = 16  # about a millisecond of learning per training-topic message
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,19 @@ class Example:
     def from_bytes(cls, data: bytes) -> Example:
         raw = orjson.loads(data)
         return cls(raw["id"], raw["kind"], raw["x"], raw["y"], raw["predicted"])
+
+
+def pack_examples(examples: list[bytes]) -> list[bytes]:
+    """Examples as training-topic messages of up to EXAMPLES_PER_MESSAGE lines each: a commit
+    sends thousands, and one message apiece cost the event loop 20-30 ms of producer calls."""
+    return [b"\n".join(examples[i:i + EXAMPLES_PER_MESSAGE])
+            for i in range(0, len(examples), EXAMPLES_PER_MESSAGE)]
+
+
+def unpack_examples(data: bytes) -> list[bytes]:
+    """The examples of one training-topic message (``pack_examples``; one example per message
+    as earlier versions wrote them reads the same)."""
+    return data.split(b"\n")
 
 
 class Models:

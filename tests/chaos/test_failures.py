@@ -16,7 +16,7 @@ from functools import partial
 
 import pytest
 
-from streams.training import Example, Trainer
+from streams.training import Example, Trainer, unpack_examples
 from tests.chaos.harness import (
     committed_records,
     finish,
@@ -40,7 +40,8 @@ def training_lineage(dep: Deployment) -> tuple[int, str]:
     """(version, lineage) of learning the training topic once each, in its order."""
     trainer = Trainer()
     for record in asyncio.run(committed_records(dep.bootstrap, f"training-{dep.name}")):
-        trainer.learn(Example.from_bytes(record.value))
+        for example in unpack_examples(record.value):
+            trainer.learn(Example.from_bytes(example))
     return trainer.models.version, trainer.models.lineage
 
 
