@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable
 from typing import Any, cast
 
 import faust
@@ -34,7 +34,6 @@ from streams.training import Example, Models, Trainer, unpack_examples
 
 log = logging.getLogger(__name__)
 RESTORE_LOOKBACK = 16  # snapshots looked at, newest first, for one this worker can read
-LEARN_SLICE = 1  # messages (up to 16 examples, about a ms) learnt between two turns of the loop
 # A commit's examples reach the trainer at once (2,600 at 58,000 events/s, 75 µs each).  Learnt
 # flat out they took a quarter of the core for most of a second, and with ingest near capacity
 # every commit was followed by a latency spike; the trainer therefore learns what the log holds
@@ -73,14 +72,15 @@ class Pace:
         self.deadline = 0.0  # monotonic seconds
 
     def pause(self, end: int | None, learnt: int, began: float, now: float) -> float:
-        """Seconds to wait before the next slice: the one begun at ``began`` takes its share of
-        the time left for the messages after offset ``learnt``, the last one learnt."""
+        """Seconds to wait before the next message (up to 16 examples, about a ms): the one begun
+        at ``began`` takes its share of the time left for the messages after offset ``learnt``,
+        the last one learnt."""
         if end is not None and end > self.end:
             self.end, self.deadline = end, now + LEARN_SPREAD
-        left = self.end - 1 - learnt + LEARN_SLICE  # messages unlearnt when the slice began
-        if left <= LEARN_SLICE or began >= self.deadline:
+        left = self.end - learnt  # messages unlearnt when the last one began
+        if left <= 1 or began >= self.deadline:
             return 0.0
-        return max(0.0, began + (self.deadline - began) * LEARN_SLICE / left - now)
+        return max(0.0, began + (self.deadline - began) / left - now)
 
 
 class Training:
@@ -92,7 +92,7 @@ class Training:
         self.trainer: Trainer | None = None
         self.offset = -1
         self.dirty = False
-        self.learning = asyncio.Lock()  # held while the trainer learns a slice
+        self.learning = asyncio.Lock()  # held while the trainer learns a message
         self.pace = Pace()
         app.sequenced_topics.add(settings.training_topic)
         app.agent(self.examples, name="trainer")(self.learn)
@@ -118,28 +118,27 @@ class Training:
             trainer, began = self.trainer, time.monotonic()
             # The partition's end as last fetched (an assertion fails once it is not assigned).
             end = consumer.highwater(unit.tp) if unit.tp in consumer.assignment() else None
-            for start in range(0, len(records), LEARN_SLICE):
-                if start:
+            for i, record in enumerate(records):
+                if i:
                     await asyncio.sleep(self.pace.pause(end, self.offset, began, time.monotonic()))
                 began = time.monotonic()
-                async with self.learning:  # a snapshot is taken between two slices
+                async with self.learning:  # a snapshot is taken between two messages
                     if self.trainer is not trainer:
                         break  # the partition moved on: its new owner continues
-                    self._learn(trainer, records[start:start + LEARN_SLICE])
+                    self._learn(trainer, record)
             else:
                 consumer.handled(unit)
 
-    def _learn(self, trainer: Trainer, records: Sequence[Record]) -> None:
-        for record in records:
-            if record.offset <= self.offset:
-                continue  # covered by the snapshot this trainer started from
-            for example in unpack_examples(record.value or b""):
-                try:
-                    trainer.learn(Example.from_bytes(example))
-                except Exception:  # a malformed example must not stop learning
-                    log.exception("skipping a training example at offset %s", record.offset)
-            self.offset = record.offset
-            self.dirty = True
+    def _learn(self, trainer: Trainer, record: Record) -> None:
+        if record.offset <= self.offset:
+            return  # covered by the snapshot this trainer started from
+        for example in unpack_examples(record.value or b""):
+            try:
+                trainer.learn(Example.from_bytes(example))
+            except Exception:  # a malformed example must not stop learning
+                log.exception("skipping a training example at offset %s", record.offset)
+        self.offset = record.offset
+        self.dirty = True
 
     async def restore(self) -> tuple[Trainer, int]:
         found = await latest(self.settings)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from agents.training import LEARN_SLICE, LEARN_SPREAD, Pace
+from agents.training import LEARN_SPREAD, Pace
 from streams.training import EXAMPLES_PER_MESSAGE, pack_examples, unpack_examples
 
 
@@ -24,10 +24,10 @@ def test_a_message_of_one_example_as_earlier_versions_wrote_it_reads_the_same() 
 
 
 def learn_all(pace: Pace, first: int, end: int, now: float) -> tuple[list[float], float]:
-    """Learns messages first..end-1 one slice at a time, each taking no time; the pauses."""
+    """Learns messages first..end-1 one at a time, each taking no time; the pauses."""
     pauses = []
-    for offset in range(first, end, LEARN_SLICE):
-        pause = pace.pause(end, offset + LEARN_SLICE - 1, now, now)
+    for offset in range(first, end):
+        pause = pace.pause(end, offset, now, now)
         pauses.append(pause)
         now += pause
     return pauses, now
@@ -36,7 +36,7 @@ def learn_all(pace: Pace, first: int, end: int, now: float) -> tuple[list[float]
 def test_what_the_log_holds_is_learnt_evenly_by_the_deadline() -> None:
     pauses, done = learn_all(Pace(), 0, 100, now=10.0)
     assert pauses[-1] == 0.0  # nothing left to wait for
-    assert pauses[:-1] == pytest.approx([LEARN_SPREAD / 100 * LEARN_SLICE] * (len(pauses) - 1))
+    assert pauses[:-1] == pytest.approx([LEARN_SPREAD / 100] * (len(pauses) - 1))
     assert done == pytest.approx(10.0 + LEARN_SPREAD, abs=LEARN_SPREAD / 50)
 
 
@@ -45,7 +45,7 @@ def test_a_new_end_sets_a_new_deadline_for_everything_unlearnt() -> None:
     assert pace.pause(100, 49, began=0.0, now=0.0) > 0  # halfway through, at the start
     # 150 more arrive at 1.0 s: 200 left, spread over LEARN_SPREAD from now
     pause = pace.pause(300, 99, began=1.0, now=1.0)
-    assert pause == pytest.approx(LEARN_SPREAD * LEARN_SLICE / 201)
+    assert pause == pytest.approx(LEARN_SPREAD / 201)
 
 
 def test_behind_the_deadline_it_learns_flat_out() -> None:
