@@ -95,10 +95,13 @@ class PendingText(Record):
 # -- policy memory (streams/policy/) -------------------------------------------------------------
 
 class Arm(Record):
-    """A creative's discounted Beta posterior of conversions per impression (allocation)."""
+    """A creative's discounted evidence of conversions per impression (allocation): its
+    conversions, its impressions without one, and its clicks (0 in a snapshot written before
+    clicks were counted)."""
 
     conversions: float
     failures: float  # impressions without a conversion
+    clicks: float = 0.0
 
 
 class Fatigue(Record):

@@ -1,5 +1,6 @@
 """Budget across a campaign's creatives (``shift_budget``): discounted Beta posteriors per
-creative and Thompson sampling for the chance that each is the best converter.
+creative of its click-through and of its conversions per click, and Thompson sampling for the
+chance that each is the best converter (the product of the two).
 
 A budget is not a stream of pulls that may explore freely: every share given to a worse creative
 is money spent, and every move a marketer is asked to make costs attention. So the shares follow
@@ -36,17 +37,19 @@ from streams.state import CampaignState
 
 DISCOUNT: Final = 0.9999  # per impression of a creative: its old evidence fades as it changes
 THOMPSON_DRAWS: Final = 200
-PRIOR_IMPRESSIONS: Final = 1000.0  # impressions' worth of the campaign's rate in each prior
+# Each creative's priors are the campaign's own rates, worth this many of its impressions:
+CTR_PRIOR_IMPRESSIONS: Final = 200.0  # its click-through
+CVR_PRIOR_IMPRESSIONS: Final = 1000.0  # its conversions per click (the clicks of 1000 impressions)
 SHARPNESS: Final = 3.0  # budget shares proportional to P(best) to this power
 MIN_MOVE: Final = 0.05  # smaller moves are not worth a marketer's attention
 
 
 def observe(memory: PolicyMemory, event: SocialEvent) -> None:
-    """Update the creative's posterior with an impression or a conversion.
+    """Update the creative's evidence with an impression, a click or a conversion.
 
-    creative -> [conversions, impressions without one], discounted per impression of that
-    creative: its old evidence fades as it gets new (a creative without traffic keeps what is
-    known of it; fading that too made it look promising again, measured 0.82 -> 0.85 of the
+    creative -> [conversions, impressions without one, clicks], discounted per impression of
+    that creative: its old evidence fades as it gets new (a creative without traffic keeps what
+    is known of it; fading that too made it look promising again, measured 0.82 -> 0.85 of the
     oracle in bench.decisions)."""
     arms = memory.get("arms")
     if arms is None:  # (get, not setdefault: no throwaway record per impression)
@@ -58,11 +61,15 @@ def observe(memory: PolicyMemory, event: SocialEvent) -> None:
             arm = arms[cid] = Arm(0.0, 0.0)
         if event.count == 1:
             arm.conversions *= DISCOUNT
+            arm.clicks *= DISCOUNT
             arm.failures = arm.failures * DISCOUNT + 1.0
         else:  # n impressions in one event: n discounts, and the sum of their faded weights
             fade = DISCOUNT ** event.count
             arm.conversions *= fade
+            arm.clicks *= fade
             arm.failures = arm.failures * fade + (1.0 - fade) / (1.0 - DISCOUNT)
+    elif event.type == "click" and arm is not None:
+        arm.clicks += event.count
     elif event.type == "conversion" and arm is not None and arm.failures >= 1.0:
         converted = min(float(event.count), math.floor(arm.failures))
         arm.conversions += converted  # impressions that converted: successes, not failures
@@ -95,6 +102,9 @@ def shift_budget(memory: PolicyMemory, state: CampaignState, event: SocialEvent,
                 "conversion_rate": {c: round(arms[c].conversions
                                              / max(arms[c].conversions + arms[c].failures, 1e-9),
                                              5) for c in sorted(arms)},
+                "click_through": {c: round(_clicks(arms[c])
+                                           / max(arms[c].conversions + arms[c].failures, 1e-9), 5)
+                                  for c in sorted(arms)},
                 "discounted_impressions": {c: round(arms[c].conversions + arms[c].failures, 1)
                                            for c in sorted(arms)}}
     chance = evidence["p_best"]
@@ -243,22 +253,42 @@ def draws_rng(campaign_id: str, event_id: str) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(digest, "big"))
 
 
+def _clicks(arm: Arm) -> float:
+    """The creative's (discounted) clicks, never fewer than its conversions: where a producer
+    sends no clicks, conversions per click are 1 and the click-through is the conversion rate."""
+    return max(arm.clicks, arm.conversions)
+
+
 def _chance_of_best(known: dict[str, Arm], arms: dict[str, Arm],
                     rng: np.random.Generator) -> dict[str, float]:
     """P(best) of each creative in ``arms``, by THOMPSON_DRAWS Thompson draws from its posterior
-    (one (draws, creatives) matrix of Beta draws, the best of each row counted).
+    (two (draws, creatives) matrices of Beta draws, click-through and conversions per click; the
+    best product of each row counted).
 
-    Prior: the campaign's own conversion rate (over every ``known`` creative), worth
-    PRIOR_IMPRESSIONS impressions. With a uniform Beta(1, 1) prior (mean 0.5 conversions per
-    impression) a creative whose evidence had faded looked far better than any real one and kept
-    drawing budget."""
+    Conversions per impression as the product of the two: clicks are ten times as many as
+    conversions, so a creative's click-through is known long before its conversions say much
+    (bench.decisions' median share of the oracle over seeds 1000-1031, 128 campaigns: 0.889 with
+    one posterior of conversions per impression, 0.914 with the two; the priors' weights were
+    chosen there and on seeds 0-7).
+
+    Priors: the campaign's own rates (over every ``known`` creative), worth CTR_PRIOR_IMPRESSIONS
+    and CVR_PRIOR_IMPRESSIONS impressions. With a uniform Beta(1, 1) prior (mean 0.5 conversions
+    per impression) a creative whose evidence had faded looked far better than any real one and
+    kept drawing budget."""
+    impressions = sum(a.conversions + a.failures for a in known.values())
+    clicks = sum(map(_clicks, known.values()))
     conversions = sum(a.conversions for a in known.values())
-    pooled = (conversions + 1) / (conversions + sum(a.failures for a in known.values()) + 2)
-    a0, b0 = PRIOR_IMPRESSIONS * pooled, PRIOR_IMPRESSIONS * (1 - pooled)
+    ctr = (clicks + 1) / (impressions + 2)
+    cvr = (conversions + 1) / (clicks + 2)
+    prior_clicks = CVR_PRIOR_IMPRESSIONS * ctr
     names = sorted(arms)
-    alpha = np.array([a0 + arms[c].conversions for c in names])
-    beta = np.array([b0 + arms[c].failures for c in names])
-    draws = rng.beta(alpha, beta, size=(THOMPSON_DRAWS, len(names)))
+    n = np.array([arms[c].conversions + arms[c].failures for c in names])
+    k = np.array([_clicks(arms[c]) for c in names])
+    v = np.array([arms[c].conversions for c in names])
+    size = (THOMPSON_DRAWS, len(names))
+    draws = (rng.beta(CTR_PRIOR_IMPRESSIONS * ctr + k, CTR_PRIOR_IMPRESSIONS * (1 - ctr) + n - k,
+                      size=size)
+             * rng.beta(prior_clicks * cvr + v, prior_clicks * (1 - cvr) + k - v, size=size))
     wins = np.bincount(draws.argmax(axis=1), minlength=len(names))
     return {c: int(w) / THOMPSON_DRAWS for c, w in zip(names, wins, strict=True)}
 

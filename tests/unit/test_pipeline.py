@@ -165,13 +165,18 @@ def test_typed_records_restore_to_the_same_snapshot_bytes() -> None:
 
 def test_state_written_by_the_previous_version_restores_and_goes_on() -> None:
     """tests/unit/data/campaign-state-v1.json was written by streams/state.py as it was before
-    snapshots could evolve (simulate(2, 3, 3 h, seed 7) through the pipeline)."""
+    snapshots could evolve (simulate(2, 3, 3 h, seed 7) through the pipeline); allocation's
+    arms have counted clicks since, as a third field that such a snapshot lacks (0.0)."""
     fixture = orjson.loads((Path(__file__).parent / "data" / "campaign-state-v1.json")
                            .read_bytes())
     for cid, snapshot in fixture["snapshots"].items():
         state = CampaignState.from_bytes(snapshot.encode())
         assert state.deterministic() == fixture["deterministic"][cid]
-        assert state.to_json() == snapshot.encode()  # typed records, the same bytes
+        upgraded = orjson.loads(snapshot)
+        for arm in upgraded["policy"].get("arms", {}).values():
+            assert len(arm) == 2
+            arm.append(0.0)
+        assert state.to_json() == orjson.dumps(upgraded)  # typed records, the same bytes
         assert 0 <= state.applied[0] < fixture["events"]
     store = CampaignStore(load=lambda cid: CampaignState.from_bytes(
         fixture["snapshots"][cid].encode()))

@@ -14,6 +14,7 @@ import orjson
 from streams.events import SocialEvent, decode
 from streams.models.engagement import HOUR_MS, post_features
 from streams.policy import Policy, Recommendation
+from streams.policy.allocation import observe
 from streams.policy.guardrails import RETEST_IMPRESSIONS
 from streams.records import (
     Arm,
@@ -96,6 +97,30 @@ def test_shift_budget_never_pays_a_creative_less_likely_the_best_than_the_payer(
     state.memory["arms"]["C"] = Arm(28.0, 272.0)  # nearly as good as A: under its target share,
     state.memory["shares"] = {"A": 0.9, "B": 0.1, "C": 0.0}  # but A would pay and is likelier
     assert decide(state, ev("impression", creative_id="A")) == []
+
+
+def test_shift_budget_reads_click_through_before_conversions_say_much() -> None:
+    """One conversion each in 400 impressions, but A drew 32 clicks and B 4: A likelier converts
+    more per impression (conversions per click are shrunk toward the campaign's), so budget moves
+    to A. Without clicks (a producer that sends none) they are a coin toss."""
+    def state_without_clicks() -> CampaignState:
+        state = CampaignState("c")
+        state.creatives = {"A": CreativeStats(400, 32, 1, 0.0, T0_MS),
+                           "B": CreativeStats(400, 4, 1, 0.0, T0_MS)}
+        state.memory["arms"] = {"A": Arm(1.0, 399.0), "B": Arm(1.0, 399.0)}
+        return state
+
+    for rec in decide(state_without_clicks(), ev("impression", "e1", creative_id="A")):
+        assert max(rec.evidence["p_best"].values()) < 0.7
+    state = state_without_clicks()
+    for creative, clicks in (("A", 32), ("B", 4)):
+        observe(state.memory, ev("click", creative_id=creative, count=clicks))
+    assert state.memory["arms"]["A"].clicks == 32.0
+    [rec] = decide(state, ev("impression", "e2", creative_id="A"))
+    assert rec.params["to"] == "A" and rec.params["from"] == "B"
+    assert rec.evidence["p_best"]["A"] > 0.85
+    ctr = rec.evidence["click_through"]  # A's after this impression too: 32 / 401, discounted
+    assert abs(ctr["A"] - 0.08) < 1e-3 and ctr["B"] == 0.01
 
 
 def test_shift_budget_needs_evidence_and_respects_its_cooldown() -> None:
