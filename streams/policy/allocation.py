@@ -254,9 +254,11 @@ def draws_rng(campaign_id: str, event_id: str) -> np.random.Generator:
 
 
 def _clicks(arm: Arm) -> float:
-    """The creative's (discounted) clicks, never fewer than its conversions: where a producer
-    sends no clicks, conversions per click are 1 and the click-through is the conversion rate."""
-    return max(arm.clicks, arm.conversions)
+    """The creative's (discounted) clicks, never fewer than its conversions (where a producer
+    sends no clicks, conversions per click are 1 and the click-through is the conversion rate)
+    and never more than its impressions (clicks reported without their impressions would make
+    a click-through over 1, and no Beta posterior)."""
+    return min(max(arm.clicks, arm.conversions), arm.conversions + arm.failures)
 
 
 def _chance_of_best(known: dict[str, Arm], arms: dict[str, Arm],

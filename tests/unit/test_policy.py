@@ -123,6 +123,16 @@ def test_shift_budget_reads_click_through_before_conversions_say_much() -> None:
     assert abs(ctr["A"] - 0.08) < 1e-3 and ctr["B"] == 0.01
 
 
+def test_shift_budget_survives_more_clicks_than_impressions() -> None:
+    """A producer that reports clicks without their impressions: the click-through stops at 1,
+    and the split is still computed (a Beta with a negative parameter would raise)."""
+    state = bandit_state(300)
+    observe(state.memory, ev("click", creative_id="B", count=5000))
+    [rec] = decide(state, ev("impression", creative_id="A"))
+    assert rec.evidence["click_through"]["B"] == 1.0
+    assert abs(sum(rec.evidence["p_best"].values()) - 1) < 1e-9
+
+
 def test_shift_budget_needs_evidence_and_respects_its_cooldown() -> None:
     assert decide(bandit_state(100), ev("impression", creative_id="A")) == []
     state = bandit_state(300)
