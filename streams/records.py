@@ -103,6 +103,11 @@ class Arm(Record):
     failures: float  # impressions without a conversion
     clicks: float = 0.0
 
+    @property
+    def impressions(self) -> float:
+        """The (discounted) impressions: those that converted and those that did not."""
+        return self.conversions + self.failures
+
 
 class Fatigue(Record):
     """A creative's CUSUM on clicks (fatigue): the discounted reference before the current run,

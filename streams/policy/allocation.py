@@ -99,14 +99,11 @@ def shift_budget(memory: PolicyMemory, state: CampaignState, event: SocialEvent,
     shares[source] -= share
     shares[to] += share
     evidence = {"p_best": {c: round(p, 4) for c, p in sorted(p_best.items())},
-                "conversion_rate": {c: round(arms[c].conversions
-                                             / max(arms[c].conversions + arms[c].failures, 1e-9),
+                "conversion_rate": {c: round(arms[c].conversions / max(arms[c].impressions, 1e-9),
                                              5) for c in sorted(arms)},
-                "click_through": {c: round(_clicks(arms[c])
-                                           / max(arms[c].conversions + arms[c].failures, 1e-9), 5)
+                "click_through": {c: round(_clicks(arms[c]) / max(arms[c].impressions, 1e-9), 5)
                                   for c in sorted(arms)},
-                "discounted_impressions": {c: round(arms[c].conversions + arms[c].failures, 1)
-                                           for c in sorted(arms)}}
+                "discounted_impressions": {c: round(arms[c].impressions, 1) for c in sorted(arms)}}
     chance = evidence["p_best"]
     rec = emit("shift_budget", to,
                f"Chance of being the best of {len(chance)} creatives: {to} {chance[to]:.0%}, "
@@ -219,7 +216,7 @@ def _retest_running(memory: PolicyMemory, state: CampaignState, now: int,
 def _rate(arms: dict[str, Arm], creative: str) -> float:
     """The creative's recent (discounted) conversions per impression."""
     arm = arms[creative]
-    return arm.conversions / max(arm.conversions + arm.failures, 1.0)
+    return arm.conversions / max(arm.impressions, 1.0)
 
 
 def _set_shares(memory: PolicyMemory, state: CampaignState, now: int,
@@ -258,7 +255,7 @@ def _clicks(arm: Arm) -> float:
     sends no clicks, conversions per click are 1 and the click-through is the conversion rate)
     and never more than its impressions (clicks reported without their impressions would make
     a click-through over 1, and no Beta posterior)."""
-    return min(max(arm.clicks, arm.conversions), arm.conversions + arm.failures)
+    return min(max(arm.clicks, arm.conversions), arm.impressions)
 
 
 def _chance_of_best(known: dict[str, Arm], arms: dict[str, Arm],
@@ -277,14 +274,14 @@ def _chance_of_best(known: dict[str, Arm], arms: dict[str, Arm],
     and CVR_PRIOR_IMPRESSIONS impressions. With a uniform Beta(1, 1) prior (mean 0.5 conversions
     per impression) a creative whose evidence had faded looked far better than any real one and
     kept drawing budget."""
-    impressions = sum(a.conversions + a.failures for a in known.values())
+    impressions = sum(a.impressions for a in known.values())
     clicks = sum(map(_clicks, known.values()))
     conversions = sum(a.conversions for a in known.values())
     ctr = (clicks + 1) / (impressions + 2)
     cvr = (conversions + 1) / (clicks + 2)
     prior_clicks = CVR_PRIOR_IMPRESSIONS * ctr
     names = sorted(arms)
-    n = np.array([arms[c].conversions + arms[c].failures for c in names])
+    n = np.array([arms[c].impressions for c in names])
     k = np.array([_clicks(arms[c]) for c in names])
     v = np.array([arms[c].conversions for c in names])
     size = (THOMPSON_DRAWS, len(names))
