@@ -178,14 +178,17 @@ def run_faust(settings: Settings, events: int, workers: int = 1,
 
 
 @contextlib.contextmanager
-def local_broker(port: int | None = None, cores: str | None = None) -> Iterator[str]:
+def local_broker(port: int | None = None, cores: str | None = None,
+                 jvm_options: str | None = None) -> Iterator[str]:
     """A fresh real Kafka broker of this project's scripts/kafka-local in a temp dir; yields its
     bootstrap address and stops it (deleting the dir) on the way out.  ``cores`` (taskset's
-    list, e.g. "1") pins every thread of the broker there."""
+    list, e.g. "1") pins every thread of the broker there; ``jvm_options`` replace Kafka's
+    default KAFKA_JVM_PERFORMANCE_OPTS."""
     state = Path(tempfile.mkdtemp(prefix="bench-kafka-"))
     kafka_local = [sys.executable, str(ROOT / "scripts" / "kafka-local")]
+    env = {**os.environ, **({"KAFKA_JVM_PERFORMANCE_OPTS": jvm_options} if jvm_options else {})}
     bootstrap = subprocess.run([*kafka_local, "start", "--dir", str(state), "--fresh",
-                                "--port", str(port or free_port())],
+                                "--port", str(port or free_port())], env=env,
                                check=True, stdout=subprocess.PIPE, text=True).stdout.strip()
     if cores is not None:
         pid = (state / "broker.pid").read_text().strip()
