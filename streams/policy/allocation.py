@@ -274,15 +274,16 @@ def _chance_of_best(known: dict[str, Arm], arms: dict[str, Arm],
     and CVR_PRIOR_IMPRESSIONS impressions. With a uniform Beta(1, 1) prior (mean 0.5 conversions
     per impression) a creative whose evidence had faded looked far better than any real one and
     kept drawing budget."""
+    clicks_of = {c: _clicks(a) for c, a in known.items()}  # ``arms`` are among them
     impressions = sum(a.impressions for a in known.values())
-    clicks = sum(map(_clicks, known.values()))
+    clicks = sum(clicks_of.values())
     conversions = sum(a.conversions for a in known.values())
     ctr = (clicks + 1) / (impressions + 2)
     cvr = (conversions + 1) / (clicks + 2)
     prior_clicks = CVR_PRIOR_IMPRESSIONS * ctr
     names = sorted(arms)
     n = np.array([arms[c].impressions for c in names])
-    k = np.array([_clicks(arms[c]) for c in names])
+    k = np.array([clicks_of[c] for c in names])
     v = np.array([arms[c].conversions for c in names])
     size = (THOMPSON_DRAWS, len(names))
     draws = (rng.beta(CTR_PRIOR_IMPRESSIONS * ctr + k, CTR_PRIOR_IMPRESSIONS * (1 - ctr) + n - k,
