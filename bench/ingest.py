@@ -120,16 +120,16 @@ class Worker:
     data_dir: str
 
 
-def start_workers(settings: Settings, workers: int = 1) -> list[Worker]:
+def start_workers(settings: Settings, workers: int = 1, root: Path = ROOT) -> list[Worker]:
     """``workers`` worker processes of one fresh app (consumer group), worker i pinned to
-    core i."""
+    core i; ``root``: the source tree whose worker runs (another one: a ``git worktree``)."""
     app_id = f"bench-{uuid.uuid4().hex[:8]}"
     started = []
     for i in range(workers):
         port, data_dir = free_port(), tempfile.mkdtemp(prefix="bench-data-")
         proc = subprocess.Popen(
             ["taskset", "-c", str(i % (os.cpu_count() or 1)), sys.executable, "-m",
-             "agents.cli", "worker"], env=worker_env(settings, app_id, port, data_dir), cwd=ROOT,
+             "agents.cli", "worker"], env=worker_env(settings, app_id, port, data_dir), cwd=root,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         started.append(Worker(proc, port, data_dir))
     return started

@@ -134,17 +134,18 @@ def messages(lines: Iterable[bytes], per_message: int) -> list[Message]:
     return out
 
 
-async def create_topics(bootstrap: str, names: Iterable[str]) -> None:
+async def create_topics(bootstrap: str, names: Iterable[str],
+                        partitions: int = PARTITIONS) -> None:
     """LogAppendTime, so that record timestamps are the broker's append times."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         names = list(names)
-        await admin.create_topics([NewTopic(name, PARTITIONS, 1, topic_configs={
+        await admin.create_topics([NewTopic(name, partitions, 1, topic_configs={
             "message.timestamp.type": "LogAppendTime"}) for name in names])
         for _ in range(100):  # every partition led before anyone writes
             described = await admin.describe_topics(names)
-            if all(len(t["partitions"]) == PARTITIONS and all(p["leader"] >= 0 for p in
+            if all(len(t["partitions"]) == partitions and all(p["leader"] >= 0 for p in
                    t["partitions"]) for t in described):
                 break
             await asyncio.sleep(0.1)
