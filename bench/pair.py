@@ -1,24 +1,29 @@
 """Two workers side by side on one core, fed the same single-event messages at the same rate, each
 from its own topic: the CPU per event of B against A, window by window.
 
-    .venv/bin/python -m bench.pair [--rate 14000] [--seconds 60] [--b-tree DIR] [--b-partitions N]
+    .venv/bin/python -m bench.pair [--rate 12000] [--seconds 40] [--rounds 4] [--b-tree DIR]
+        [--b-partitions N]
 
 Why: this shared machine's speed drifts by a third within minutes (drains of one load gave 36,000
 to 62,000 events/s within ten minutes), so two runs one after the other cannot show a change of a
 few per cent, nor can interleaved ones.  Two workers on core 0 at the same moments share every
-drift: in A/A runs (the same code both sides) their CPU per event moved by up to 12% from one
-10-second window to the next, and the ratio B/A by about 1%, with medians of 0.988 and 1.012: a
-difference under about 2% is noise.  So the ratio, not either figure, is what this prints.
+drift: each one's CPU per event moved by up to 12% from one 10-second window to the next, their
+ratio by about 1%.  So the ratio, not either figure, is what this prints.
+
+Each round starts both workers afresh on fresh topics; rounds alternate which one starts first,
+and the figure is the geometric mean of the rounds' medians.  A first round on the fresh broker
+is run and not counted: in A/A runs (the same code both sides) it was 8-12% off, where the
+counted rounds gave 1.005, 1.004 and 0.997.
 
 B is the worker of another source tree (``--b-tree``, e.g. ``git worktree add /tmp/old <commit>``)
 or of this one with the input topic in fewer partitions (``--b-partitions``).  Both read the
 simulated day of ``bench.peer`` (then laps of it) as single-event messages from a librdkafka
 producer; the broker, the producer and this process run on the other cores (as ``bench.peer
---latency``), and ``--rate`` is per worker: keep the two together under the core (below about
-40% of the capacity that ``bench.peer --latency --latency-rate 80%`` prints, each), or the
+--latency``), and ``--rate`` is per worker: keep the two together well under the core (each under
+about a third of the capacity that ``bench.peer --latency --latency-rate 80%`` prints), or the
 windows measure a backlog.  CPU is user + system time of each worker process, all threads, from
-/proc.  At a low rate this is mostly the cost of a worker's fixed per-fetch and per-unit work,
-which a drain of a pre-filled topic (``bench.peer``) hardly sees.
+/proc.  At such rates a worker costs about twice its drained CPU per event (fixed work per fetch
+and per unit, which a drain of a pre-filled topic hardly sees).
 """
 
 from __future__ import annotations
@@ -60,11 +65,11 @@ def start(bootstrap: str, partitions: int, root: Path) -> tuple[Worker, str]:
 
 
 def run(bootstrap: str, lines: list[bytes], rate: float, seconds: float, warmup: float,
-        b_tree: Path, b_partitions: int) -> list[float]:
-    """The B/A ratio of CPU per event in each window after the warm-up."""
+        sides: list[tuple[int, Path]]) -> list[float]:
+    """CPU per event of the second side over the first's in each window after the warm-up; the
+    first side's worker starts first."""
     from confluent_kafka import Producer
 
-    sides = [(PARTITIONS, ROOT), (b_partitions, b_tree)]
     started = [start(bootstrap, partitions, root) for partitions, root in sides]
     workers, topics = [w for w, _ in started], [t for _, t in started]
     try:
@@ -100,21 +105,23 @@ def run(bootstrap: str, lines: list[bytes], rate: float, seconds: float, warmup:
         events = [after[i][0] - before[i][0] for i in range(2)]
         per = [(after[i][1] - before[i][1]) / max(events[i], 1.0) * 1e6 for i in range(2)]
         ratios.append(per[1] / per[0])
-        print(f"A {events[0] / WINDOW:>8,.0f} ev/s {per[0]:6.1f} µs/event   "
-              f"B {events[1] / WINDOW:>8,.0f} ev/s {per[1]:6.1f} µs/event   B/A {ratios[-1]:.3f}",
-              flush=True)
+        print(f"  first {events[0] / WINDOW:>8,.0f} ev/s {per[0]:6.1f} µs/event   "
+              f"second {events[1] / WINDOW:>8,.0f} ev/s {per[1]:6.1f} µs/event   "
+              f"second/first {ratios[-1]:.3f}", flush=True)
     return ratios
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rate", type=float, default=14_000, help="events/s to each worker")
-    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--rate", type=float, default=12_000, help="events/s to each worker")
+    parser.add_argument("--seconds", type=float, default=40.0)
     parser.add_argument("--warmup", type=float, default=15.0)
     parser.add_argument("--b-tree", type=Path, default=ROOT,
                         help="the source tree of worker B (default: this one)")
     parser.add_argument("--b-partitions", type=int, default=PARTITIONS,
                         help="input partitions of worker B")
+    parser.add_argument("--rounds", type=int, default=4,
+                        help="rounds counted, alternating which worker starts first")
     parser.add_argument("--events-file", type=Path, help="JSONL events (default: simulate)")
     args = parser.parse_args()
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
@@ -122,16 +129,26 @@ def main() -> None:
     cores = os.cpu_count() or 1
     if cores > 1:  # this process and the load off the workers' core 0
         os.sched_setaffinity(0, range(1, cores))
+    a, b = (PARTITIONS, ROOT), (args.b_partitions, args.b_tree.resolve())
+    medians = []  # B over A, per round
     with tempfile.TemporaryDirectory(prefix="bench-pair-jvm-") as jvm_dir, \
             local_broker(cores=f"1-{cores - 1}" if cores > 1 else None,
                          jvm_options=BROKER_JVM.format(log=Path(jvm_dir) / "safepoints.log")) \
             as bootstrap:
-        ratios = run(bootstrap, lines, args.rate, args.seconds, args.warmup,
-                     args.b_tree.resolve(), args.b_partitions)
-    print(f"B/A CPU per event, median of {len(ratios)} windows of {WINDOW:.0f} s: "
-          f"{statistics.median(ratios):.3f}  (A: this tree, {PARTITIONS} partitions; B: "
-          f"{args.b_tree.resolve()}, {args.b_partitions} partitions; {args.rate:,.0f} events/s "
-          "each; A/A runs gave 0.988 and 1.012)")
+        for r in range(args.rounds + 1):
+            swapped = r % 2 == 0
+            print(f"round {r}{' (warm-up, not counted)' if not r else ''}: "
+                  f"{'B' if swapped else 'A'} started first", flush=True)
+            ratios = run(bootstrap, lines, args.rate, args.seconds, args.warmup,
+                         [b, a] if swapped else [a, b])
+            median = statistics.median(ratios)
+            print(f"  B/A median {1 / median if swapped else median:.3f}", flush=True)
+            if r:
+                medians.append(1 / median if swapped else median)
+    print(f"B/A CPU per event: {statistics.geometric_mean(medians):.3f}, geometric mean of "
+          f"{len(medians)} rounds ({', '.join(f'{m:.3f}' for m in medians)}); A: this tree, "
+          f"{PARTITIONS} partitions; B: {b[1]}, {b[0]} partitions; {args.rate:,.0f} events/s "
+          "each")
 
 
 if __name__ == "__main__":
