@@ -8,12 +8,14 @@ Why: this shared machine's speed drifts by a third within minutes (drains of one
 to 62,000 events/s within ten minutes), so two runs one after the other cannot show a change of a
 few per cent, nor can interleaved ones.  Two workers on core 0 at the same moments share every
 drift: each one's CPU per event moved by up to 12% from one 10-second window to the next, their
-ratio by about 1%.  So the ratio, not either figure, is what this prints.
+ratio by about 1% within a round and by a few per cent from round to round.  So the ratio, not
+either figure, is what this prints.
 
 Each round starts both workers afresh on fresh topics; rounds alternate which one starts first,
 and the figure is the geometric mean of the rounds' medians.  A first round on the fresh broker
 is run and not counted: in A/A runs (the same code both sides) it was 8-12% off, where the
-counted rounds gave 1.005, 1.004 and 0.997.
+counted rounds gave 1.005, 1.004 and 0.997; comparisons that changed nothing measurable gave
+rounds from 0.962 to 1.013, so a difference under about 3% is noise.
 
 B is the worker of another source tree (``--b-tree``, e.g. ``git worktree add /tmp/old <commit>``)
 or of this one with the input topic in fewer partitions (``--b-partitions``).  Both read the
@@ -29,39 +31,25 @@ and per unit, which a drain of a pre-filled topic hardly sees).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import itertools
 import logging
 import os
 import statistics
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 from agents.kafka import owner_partition
 from bench.ingest import (
     ROOT,
-    Worker,
     cpu_seconds,
     local_broker,
     processed,
-    start_workers,
     stop_workers,
 )
-from bench.peer import BROKER_JVM, PARTITIONS, create_topics, day_lines, endless, ready
-from streams.config import Settings
+from bench.peer import BROKER_JVM, PARTITIONS, day_lines, endless, start_worker, wait_ready
 
 WINDOW = 10.0  # seconds per measured window
-
-
-def start(bootstrap: str, partitions: int, root: Path) -> tuple[Worker, str]:
-    """A worker of ``root`` reading a fresh topic of ``partitions`` partitions, and the topic."""
-    topic = f"pair-{uuid.uuid4().hex[:6]}"
-    asyncio.run(create_topics(bootstrap, [topic, f"{topic}.recs"], partitions))
-    settings = Settings(bootstrap_servers=bootstrap, input_topic=topic, dlq_topic=f"{topic}.dlq",
-                        recommendations_topic=f"{topic}.recs", partitions=partitions)
-    return start_workers(settings, root=root)[0], topic
 
 
 def run(bootstrap: str, lines: list[bytes], rate: float, seconds: float, warmup: float,
@@ -70,14 +58,10 @@ def run(bootstrap: str, lines: list[bytes], rate: float, seconds: float, warmup:
     first side's worker starts first."""
     from confluent_kafka import Producer
 
-    started = [start(bootstrap, partitions, root) for partitions, root in sides]
+    started = [start_worker(bootstrap, "pair", partitions, root) for partitions, root in sides]
     workers, topics = [w for w, _ in started], [t for _, t in started]
     try:
-        deadline = time.monotonic() + 180
-        while not all(ready(w.port) for w in workers):
-            if time.monotonic() > deadline or any(w.proc.poll() is not None for w in workers):
-                raise RuntimeError("a worker did not become ready")
-            time.sleep(0.2)
+        wait_ready(workers)
         total = int(rate * (warmup + seconds))
         load = [(key.encode(), value) for key, value in itertools.islice(endless(lines), total)]
         routes = [[owner_partition(key.decode(), n) for key, _ in load] for n, _ in sides]
@@ -142,9 +126,10 @@ def main() -> None:
             ratios = run(bootstrap, lines, args.rate, args.seconds, args.warmup,
                          [b, a] if swapped else [a, b])
             median = statistics.median(ratios)
-            print(f"  B/A median {1 / median if swapped else median:.3f}", flush=True)
+            b_over_a = 1 / median if swapped else median
+            print(f"  B/A median {b_over_a:.3f}", flush=True)
             if r:
-                medians.append(1 / median if swapped else median)
+                medians.append(b_over_a)
     print(f"B/A CPU per event: {statistics.geometric_mean(medians):.3f}, geometric mean of "
           f"{len(medians)} rounds ({', '.join(f'{m:.3f}' for m in medians)}); A: this tree, "
           f"{PARTITIONS} partitions; B: {b[1]}, {b[0]} partitions; {args.rate:,.0f} events/s "

@@ -521,27 +521,18 @@ def latency_round(bootstrap: str, lines: list[bytes], rate_arg: str, seconds: fl
         rate = full * rate / 100
         print(f"worker capacity, single-event input: {full:,.0f} ev/s; {rate_arg} of it: "
               f"{rate:,.0f} ev/s")
-    topic = f"peer-latency-{uuid.uuid4().hex[:6]}"
-    asyncio.run(create_topics(bootstrap, [topic, f"{topic}.recs"]))
-    started = start_workers(Settings(bootstrap_servers=bootstrap, input_topic=topic,
-                                     dlq_topic=f"{topic}.dlq", partitions=PARTITIONS,
-                                     recommendations_topic=f"{topic}.recs"))
-    port = started[0].port
+    worker, topic = start_worker(bootstrap, "peer-latency")
+    port = worker.port
     try:
-        deadline = time.monotonic() + 180
-        while not ready(port):
-            if time.monotonic() > deadline or started[0].proc.poll() is not None:
-                raise RuntimeError("the worker did not become ready")
-            time.sleep(0.2)
-        produced = produce_at(bootstrap, topic, endless(lines), rate, seconds, started[0],
-                              warmup)
+        wait_ready([worker])
+        produced = produce_at(bootstrap, topic, endless(lines), rate, seconds, worker, warmup)
         deadline = time.monotonic() + 300
         while processed(port) < produced.sent and time.monotonic() < deadline:
             time.sleep(0.2)
         after = scrape(port)
         time.sleep(1.0)  # the last recommendations' deliveries
     finally:
-        stop_workers(started)
+        stop_workers([worker])
     samples, unmatched = end_to_end_ms(asyncio.run(read_back(bootstrap, topic)),
                                        asyncio.run(read_back(bootstrap, f"{topic}.recs")),
                                        produced.since_ms)
@@ -588,6 +579,26 @@ def report_pauses(log: Path) -> None:
         else totals[0]
     print(f"broker JVM stops over the run (ZGC, safepoint log): {len(totals)}, "
           f"p99 {p99:.1f} ms, worst {totals[-1]:.1f} ms")
+
+
+def start_worker(bootstrap: str, prefix: str, partitions: int = PARTITIONS,
+                 root: Path = ROOT) -> tuple[Worker, str]:
+    """A worker of the source tree ``root`` reading a fresh topic of ``partitions`` partitions
+    (its recommendations to the topic's name + ".recs"), and the topic."""
+    topic = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    asyncio.run(create_topics(bootstrap, [topic, f"{topic}.recs"], partitions))
+    settings = Settings(bootstrap_servers=bootstrap, input_topic=topic, dlq_topic=f"{topic}.dlq",
+                        recommendations_topic=f"{topic}.recs", partitions=partitions)
+    return start_workers(settings, root=root)[0], topic
+
+
+def wait_ready(workers: list[Worker]) -> None:
+    """Until every worker answers /readyz (RuntimeError after 180 s or if one exits)."""
+    deadline = time.monotonic() + 180
+    while not all(ready(w.port) for w in workers):
+        if time.monotonic() > deadline or any(w.proc.poll() is not None for w in workers):
+            raise RuntimeError("a worker did not become ready")
+        time.sleep(0.2)
 
 
 def ready(port: int) -> bool:
