@@ -9,8 +9,9 @@ Changes to Faust's Kafka transport, all for delivery guarantees (DESIGN.md secti
   first byte (``FETCH_MIN_BYTES``).
 - A unit is handed to its agent without mode's four-task race when the agent's buffer has room
   (``SnapshottingConsumer.wait_first``).
-- Seeks run on the consumer thread (Faust ran them on the event loop, racing the thread's
-  hand-over of fetched records).
+- The consumer runs on the app's event loop, not in a thread of its own (``LoopConsumer``): no
+  cross-thread hand-over per fetch, and a seek can no longer race the hand-over of fetched
+  records (Faust seeks from the event loop).
 - Offsets are not contiguous (transaction markers, compaction, a log start that moved): a gap in
   the offsets the agents are handed is checked against the log itself (agents/logprobe.py) before
   it is taken for messages that Faust dropped.
@@ -31,6 +32,7 @@ Changes to Faust's Kafka transport, all for delivery guarantees (DESIGN.md secti
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
 import time
@@ -132,11 +134,12 @@ class IdempotentProducer(faust_aiokafka.Producer):
 # single-event input sat idle half the time (bench.peer: 24,800 -> 36,500 events/s).
 FETCH_MAX_WAIT_MS: Final = 20
 
-# ... unless it has this many bytes first.  Each fetch answered costs Python time in Faust's
-# consumer thread and a hand-over of the GIL to it: answered at the first byte, a worker fed
-# 60,000 single-event messages/s fetched a few records at a time and used 97% of its core,
-# against 75% with this (bench.peer --latency).  Below about 13 MB/s a fetch waits out the
-# 20 ms instead, which is the most this adds to any event's latency.
+# ... unless it has this many bytes first.  Each fetch answered costs Python time (then in
+# Faust's consumer thread, with a hand-over of the GIL to it): answered at the first byte, a
+# worker fed 60,000 single-event messages/s fetched a few records at a time and used 97% of its
+# core, against 75% with this (bench.peer --latency, before LoopConsumer).  Below about
+# 13 MB/s a fetch waits out the 20 ms instead, which is the most this adds to any event's
+# latency.
 FETCH_MIN_BYTES: Final = 256 * 1024
 
 
@@ -148,9 +151,47 @@ FETCH_MIN_BYTES: Final = 256 * 1024
 POLL_SECONDS: Final = 0.02
 
 
-class ReadCommittedThread(faust_aiokafka.AIOKafkaConsumerThread):
-    """Faust's consumer thread, whose aiokafka consumer reads committed records only and waits
-    at the broker for FETCH_MIN_BYTES, at most FETCH_MAX_WAIT_MS."""
+class LoopConsumer(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust's consumer "thread", run as a task on the app's event loop instead of a thread and
+    loop of its own; its aiokafka consumer reads committed records only and waits at the broker
+    for FETCH_MIN_BYTES, at most FETCH_MAX_WAIT_MS.
+
+    In its own thread, every fetch the agents took cost two cross-thread wake-ups (the request
+    queued to the thread, the result back), and the two threads took turns at the GIL on the one
+    core a worker gets: a worker fed 60,000 single-event messages a second used 87% of its core
+    that way and 82% this way (bench.pair at 20,000 events/s each: B/A 0.96).  The agents' units
+    are bounded (``MAX_UNIT_RECORDS``) and so is a commit's hold of the loop, so heartbeats and
+    fetches, now on the same loop, wait at most one unit; the session timeout is 10 s."""
+
+    def __init__(self, consumer: Any, *, loop: asyncio.AbstractEventLoop, **kwargs: Any) -> None:
+        super().__init__(consumer, loop=loop, thread_loop=loop, **kwargs)
+        self._serving: asyncio.Future[None] | None = None
+
+    async def start(self) -> None:
+        """mode's ``ServiceThread.start``, with the service's ``_serve`` as a task here instead
+        of a thread's loop: start-up, stop and crash handling stay mode's."""
+        assert not self._thread_started.is_set()
+        self._thread_started.set()
+        self._thread_running = asyncio.Future(loop=self.parent_loop)
+        self.add_future(self._keepalive2())
+        try:
+            self._serving = asyncio.ensure_future(self._serve())
+            if not self.should_stop:
+                await self._thread_running
+        finally:
+            self._thread_running = None
+
+    async def _gather_remaining_tasks(self) -> None:
+        """mode cancels every task left on the thread's loop when it stops: this loop is the
+        app's, and its tasks are not this service's to cancel."""
+
+    async def call_thread(self, fun: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """A call "in the consumer thread" is a call on this loop: no queue, no wake-up."""
+        result = fun(*args, **kwargs)
+        return await result if inspect.isawaitable(result) else result
+
+    async def cast_thread(self, fun: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        await self.call_thread(fun, *args, **kwargs)
 
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
@@ -201,8 +242,8 @@ class SnapshottingConsumer(faust_aiokafka.Consumer):
         self._read_offset = self._pins
         self.probe = LogProbe(self.app.settings)  # type: ignore[attr-defined]
 
-    def _new_consumer_thread(self) -> ReadCommittedThread:
-        return ReadCommittedThread(self, loop=self.loop, beacon=self.beacon)
+    def _new_consumer_thread(self) -> LoopConsumer:
+        return LoopConsumer(self, loop=self.loop, beacon=self.beacon)
 
     async def on_stop(self) -> None:
         await super().on_stop()
@@ -347,17 +388,6 @@ class SnapshottingConsumer(faust_aiokafka.Consumer):
             coros[1].close()
             raise
         return await super().wait_first(Resumed(first, waiting), coros[1])
-
-    async def _seek(self, partition: TP, offset: int) -> None:
-        """Seek in the consumer thread, not on the event loop (Faust calls aiokafka's ``seek``
-        from the caller's thread).  aiokafka's seek drops the partition's fetched records, and
-        done while the consumer thread was handing those over (``Fetcher.fetched_records``) it
-        crashed Faust's fetch loop with a KeyError: seen once in CI, in the kill -9 test's seek
-        back to a gap, after fetches grew to 256 KB and the hand-over took longer."""
-        async def seek() -> None:  # runs on the consumer thread's loop
-            self._thread.seek(partition, offset)
-
-        await self._thread.call_thread(seek)
 
     async def _add_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:
         """Faust's record of offsets that hold no message, which its commit fills in offset by

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from agents.app import FETCH_MAX_WAIT_MS, ReadCommittedThread, SnapshottingConsumer, create_app
+from agents.app import FETCH_MAX_WAIT_MS, LoopConsumer, SnapshottingConsumer, create_app
 from streams.config import Settings
 
 pytestmark = pytest.mark.integration
@@ -38,7 +38,7 @@ async def test_the_consumer_faust_builds_reads_committed_and_fetches_without_lon
     consumer = app.consumer
     assert isinstance(consumer, SnapshottingConsumer)
     thread = consumer._thread
-    assert isinstance(thread, ReadCommittedThread)
+    assert isinstance(thread, LoopConsumer)
     client: Any = thread._create_worker_consumer(app.transport)
     await client.start()
     try:
