@@ -35,6 +35,14 @@ part of bench/quality; tweets 1,001-2,000 are only reported there):
   / 0.659 with the hashtags' words and ``normalise`` too.  Tried there and left out: negation
   scope ("not good" -> "good_NEG", 0.646 shuffled), token bigrams (0.655), squeezed elongations
   (0.653), the corpus's tweets alone (0.637), pretraining the Bayesian layer on the corpus (0.641).
+- Other public word lists as extra cues, tune part stream / shuffled (1-200): AFINN-165's valence
+  sums beside VADER's (ODbL 1.0, PyPI afinn 0.1) 0.676 / 0.668 (0.647), better in 19 of 20
+  shuffles, but on the report part unchanged (0.647 after 1-1,000) and worse cold at 1,001 (0.632,
+  was 0.636): a gain that does not carry to unseen tweets, so left out.  Worse on the tune part:
+  TextBlob's (Pattern's) adjective lexicon (<= 0.667 / 0.661), labMT (0.666 / 0.660, cold start
+  0.632), ML-SentiCon (0.662 / 0.653), the 3,000 UCI review sentences added to the warm start
+  (0.665 / 0.659), digit, capitals, hashtag or no-lexicon-word cues (<= 0.665 / 0.660), other
+  evidence scalings or per-input prior variances (<= 0.668 / 0.660).  The tune part has no emoji.
 """
 
 from __future__ import annotations
