@@ -26,9 +26,10 @@ recommendation, its Kafka append time minus the append time of the input event t
 (both topics use LogAppendTime).  When too few recommendations come for a p99, the worker's own
 histogram (``socialstream_processing_latency_seconds``, interpolated within buckets) is used, and
 the output says which.  ``--latency-rate 80%`` first measures the worker's single-event capacity
-on the laps of the day the round will send (median of three drains; see ``latency_round``).  The load comes from librdkafka with every message built
-beforehand, and the broker is pinned off the worker's core 0, as on a machine of its own: with an
-aiokafka load generator and a floating broker, their delays were measured as the worker's.  For
+on the laps of the day the round will send (median of three drains; see ``latency_round``).  The
+load comes from librdkafka with every message built beforehand, and the broker is pinned off the
+worker's core 0, as on a machine of its own: with an aiokafka load generator and a floating
+broker, their delays were measured as the worker's.  For
 the same reason the broker runs with ZGC here (``BROKER_JVM``), and its JVM stops are printed.  The
 first ``--latency-warmup`` seconds (15) are not measured: a fresh broker takes the first second's
 messages slowly and then all at once, a burst of ~30,000 that a worker at 80% takes seconds to
@@ -44,6 +45,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import importlib.util
 import itertools
 import json
 import logging
@@ -655,6 +657,9 @@ def main() -> None:
         else:
             throughput(bootstrap, lines, shapes, args.rounds)
 
+    if not args.latency and importlib.util.find_spec("quixstreams") is None:
+        sys.exit("bench.peer: the Quix Streams contender needs the bench extra: "
+                 ".venv/bin/python -m pip install -e '.[bench]'")
     if args.bootstrap:
         run(args.bootstrap)
         return
