@@ -520,9 +520,11 @@ def latency_round(bootstrap: str, lines: list[bytes], rate_arg: str, seconds: fl
     """One worker on a fresh topic at the asked rate; returns the p99 used (ms)."""
     rate = float(rate_arg.rstrip("%"))
     if rate_arg.endswith("%"):
-        # The capacity on the events the round will send: later laps of the day cost more per
-        # event than the first ten (campaign state grows), so a drain of ten laps overstated
-        # the capacity on the ~30 laps a round at 80% sends (by 5-15% in paired drains).
+        # The capacity on the events the round will send: in the worker, later laps of the day
+        # cost more per event than the first ten (the pure core does not: its per-event cost
+        # and campaign state stay flat over 40 laps; the cause is not found), so a drain of ten
+        # laps overstated the capacity on the ~30 laps a round at 80% sends (by 5-15% in paired
+        # drains).
         guess = capacity(bootstrap, lines, rounds=1)
         laps = math.ceil(guess * rate / 100 * (warmup + seconds) / len(lines))
         full = capacity(bootstrap, lines, laps=laps)
