@@ -32,7 +32,6 @@ Changes to Faust's Kafka transport, all for delivery guarantees (DESIGN.md secti
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import os
 import time
@@ -53,6 +52,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
 from faust.types.tuples import ConsumerMessage
 from mode.services import WaitResults
+from mode.utils.futures import maybe_async
 
 from agents.kafka import MAX_MODEL_BYTES, ssl_context
 from agents.logprobe import LogProbe
@@ -165,7 +165,7 @@ class LoopConsumer(faust_aiokafka.AIOKafkaConsumerThread):
 
     def __init__(self, consumer: Any, *, loop: asyncio.AbstractEventLoop, **kwargs: Any) -> None:
         super().__init__(consumer, loop=loop, thread_loop=loop, **kwargs)
-        self._serving: asyncio.Future[None] | None = None
+        self._serving: asyncio.Future[None] | None = None  # held: the loop keeps tasks weakly
 
     async def start(self) -> None:
         """mode's ``ServiceThread.start``, with the service's ``_serve`` as a task here instead
@@ -187,11 +187,7 @@ class LoopConsumer(faust_aiokafka.AIOKafkaConsumerThread):
 
     async def call_thread(self, fun: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """A call "in the consumer thread" is a call on this loop: no queue, no wake-up."""
-        result = fun(*args, **kwargs)
-        return await result if inspect.isawaitable(result) else result
-
-    async def cast_thread(self, fun: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-        await self.call_thread(fun, *args, **kwargs)
+        return await maybe_async(fun(*args, **kwargs))
 
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
