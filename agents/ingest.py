@@ -109,6 +109,7 @@ class Ingest:
                               for record in records if record.timestamp])
         if done.latest_ts_ms:
             metrics.EVENT_TIME_LAG.set(now - done.latest_ts_ms / 1000)
+        metrics.LAST_PROCESSED.set(now)
 
     async def forward(self, record: Record, campaign_id: str, raws: list[bytes]) -> None:
         """Send events to the partition that owns their campaign, keyed by campaign_id."""

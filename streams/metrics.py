@@ -120,6 +120,11 @@ EVENT_TIME_LAG = Gauge(
     "socialstream_event_time_lag_seconds",
     "Wall-clock time minus the event time of the latest event applied by this worker.",
 )
+LAST_PROCESSED = Gauge(
+    "socialstream_last_processed_timestamp_seconds",
+    "Wall-clock time (Unix seconds) at which this worker last finished handling input: time() "
+    "minus it is how long it has had nothing to do, or been stuck.",
+)
 CONSUMER_LAG = Gauge(
     "socialstream_consumer_lag_messages",
     "Messages in the input partition not yet processed by this worker (high watermark minus the "
