@@ -340,7 +340,7 @@ def throughput(bootstrap: str, lines: list[bytes], shapes: list[Shape], rounds: 
         ratio = rate["worker"] / rate["quix"]
         per_round = [w.rate / q.rate for w, q in zip(runs[shape, "worker"], runs[shape, "quix"],
                                                      strict=True)]
-        print(f"{'':<9}worker/Quix {ratio:.2f} (rounds {', '.join(f'{x:.2f}' for x in per_round)})"
+        print(f"{'':<9}worker/Quix {ratio:.3f} (rounds {', '.join(f'{x:.2f}' for x in per_round)})"
               f"  target >= {TARGETS[shape]}: {'met' if ratio >= TARGETS[shape] else 'NOT met'}"
               f";  Quix/plain {rate['quix'] / rate['plain']:.2f}")
         print(f"{'':<9}by CPU per event (less sensitive to a busy machine): Quix µs / worker µs "
