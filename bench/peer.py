@@ -348,7 +348,9 @@ def throughput(bootstrap: str, lines: list[bytes], shapes: list[Shape], rounds: 
         made = {c: asyncio.run(record_count(bootstrap, f"{topics[shape]}.{c}")) / rounds
                 for c in ("quix", "worker")}
         print(f"{'':<9}recommendations per run: Quix {made['quix']:,.0f}, worker "
-              f"{made['worker']:,.0f} (offline replay of the same events: {replayed:,})")
+              f"{made['worker']:,.0f} (offline replay of the same events: {replayed:,}; the "
+              "worker scores with the models its trainer publishes, and a drain this short ends "
+              "before the first, so its model-based actions fall back)")
 
 
 # --- latency --------------------------------------------------------------------------------
