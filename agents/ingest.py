@@ -57,7 +57,13 @@ class Ingest:
         partitions = self.partitions
         for index, (record, lines) in enumerate(zip(records, decoded, strict=True)):
             offset = record.offset
-            if isinstance(lines, Batch):  # every line a valid event: all of them here, usually
+            if isinstance(lines, SocialEvent):  # a valid single event: most messages
+                if owner_partition(lines.campaign_id, partitions) == partition:
+                    events.append(lines)
+                    positions.append((offset, 0))
+                    continue
+                lines = _lines(record, lines)
+            elif isinstance(lines, Batch):  # every line a valid event: all of them here, usually
                 if all(owner_partition(c, partitions) == partition
                        for c in {event.campaign_id for event in lines.events}):
                     events.extend(lines.events)
@@ -137,12 +143,12 @@ class Ingest:
         self.app.pending_outputs.append(sent)
 
 
-def _failures(records: Sequence[Record], decoded: list[Batch | list[Line]],
+def _failures(records: Sequence[Record], decoded: list[SocialEvent | Batch | list[Line]],
               events: list[SocialEvent],
               positions: list[Position], failed: list[tuple[int, Exception]]
               ) -> list[tuple[Record, Line, Rejected]]:
     """The events whose processing raised, with the record and line each came from."""
-    by_offset = {record.offset: (record, lines.lines() if isinstance(lines, Batch) else lines)
+    by_offset = {record.offset: (record, _lines(record, lines))
                  for record, lines in zip(records, decoded, strict=True)}
     out = []
     for index, exc in failed:
@@ -153,6 +159,12 @@ def _failures(records: Sequence[Record], decoded: list[Batch | list[Line]],
         out.append((record, line, Rejected(Reason.INTERNAL_ERROR,
                                            f"{type(exc).__name__}: {exc}"[:500])))
     return out
+
+
+def _lines(record: Record, decoded: SocialEvent | Batch | list[Line]) -> list[Line]:
+    if isinstance(decoded, SocialEvent):
+        return [Line(0, record.value or b"", decoded)]
+    return decoded.lines() if isinstance(decoded, Batch) else decoded
 
 
 def _source_headers(record: Record) -> list[tuple[str, bytes]]:

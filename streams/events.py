@@ -224,16 +224,22 @@ def decode_message(value: bytes | None) -> list[Line]:
     line costs only itself.
     """
     decoded = decode_record(value)
+    if isinstance(decoded, SocialEvent):
+        return [Line(0, value or b"", decoded)]
     return decoded.lines() if isinstance(decoded, Batch) else decoded
 
 
-def decode_record(value: bytes | None) -> Batch | list[Line]:
-    """``decode_message``, except that a batch whose every line is a valid event stays a Batch:
-    the worker's hot path takes its events without a Line per event."""
+def decode_record(value: bytes | None) -> SocialEvent | Batch | list[Line]:
+    """``decode_message``, except that a valid single event comes as itself and a batch whose
+    every line is a valid event stays a Batch: the worker's hot path takes its events without a
+    Line per event (on single-event input the Line and its list cost half as much as the decode:
+    0.4 of 0.8 us)."""
     if not value:
         return [Line(0, value or b"", Rejected(Reason.EMPTY, "message has no value"))]
-    if b"\n" not in value.rstrip():
-        return [Line(0, value, decode(value))]
+    newline = value.find(b"\n")
+    if newline < 0 or value[newline:].isspace():  # one line, maybe with a line end
+        event = decode(value)
+        return event if isinstance(event, SocialEvent) else [Line(0, value, event)]
     batch = _decode_batch(value)
     if batch is not None:
         return batch
