@@ -500,8 +500,11 @@ def create_app(settings: Settings) -> App:
         # Agents of sequenced topics get units of up to MAX_UNIT_RECORDS records: a few are
         # plenty of read-ahead (Faust's default of 4,096 would be millions of events).
         stream_buffer_maxsize=32,
-        # Batch output records for 5 ms instead of one produce request per dead letter.
-        producer_linger_ms=5,
+        # No lingering: every recommendation, and every commit's wait for its snapshots, was
+        # 5 ms later with Faust's batching window. aiokafka keeps one produce request in flight
+        # per broker, so what is sent while one is out (a storm of dead letters, a commit's
+        # snapshots and examples) still goes out together in the next.
+        producer_linger_ms=0,
         # A commit sends its examples (a few thousand at 60,000 events/s) to the one training
         # partition, and aiokafka has one batch in flight per partition: in Faust's 16 KB
         # batches they took 400-800 ms of every commit; in 1 MB ones, 30-60 ms.
