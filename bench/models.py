@@ -7,7 +7,11 @@ The day is ``socialstream simulate --seed 3 --campaigns 8 --creatives 4 --durati
 in-process, serialised to JSON lines).  Replay: ``streams.replay.replay`` over those lines, what
 ``socialstream replay`` runs (decode -> Pipeline.process -> Trainer.learn), on one core; medians
 of rounds.  Target: >= 80,000 events/s.  Then text events (posts and comments: scored, and learned
-when labelled) and the others are timed apart in the same run, and one more pass counts the calls
+when labelled) and the others are timed apart in the same run, and so is each stretch of 5,000
+events of the day: the hours of a sentiment crisis bring more comments, which cost ten times an
+impression, so a worker fed the day at a steady 80% of its capacity needs more than all of it in
+those stretches and falls behind for a while (bench.peer's latency at 80% is measured on this
+load, not on one whose mix is steady).  One more pass counts the calls
 of each rule of streams/policy/decide.py and the recommendations of each action: every action must
 be reached, or the figures above miss work the service does.
 """
@@ -33,6 +37,7 @@ from streams.simulator import HOUR_MS, simulate
 from streams.training import Trainer
 
 TEXT = {"post", "comment"}
+STRETCH = 5_000  # events: about 70 ms of a worker's time at 80% of its capacity
 TARGET_EVENTS_PER_S = 80_000
 RULE_MODULES = (allocation, budget, community, content, fatigue)
 
@@ -63,6 +68,22 @@ def by_kind(events: list[SocialEvent]) -> tuple[float, float]:
         spent[is_text] += clock() - started
         count[is_text] += 1
     return count[True] / spent[True], count[False] / spent[False]
+
+
+def stretches(events: list[SocialEvent], size: int = STRETCH) -> list[float]:
+    """Seconds per event of each run of ``size`` consecutive events of the day, in order (decode
+    left out: events are decoded beforehand)."""
+    trainer = Trainer()
+    pipeline = Pipeline(trainer.models)
+    costs = []
+    clock = time.perf_counter
+    for start in range(0, len(events) - size + 1, size):
+        began = clock()
+        for event in events[start:start + size]:
+            for example in pipeline.process(event).examples:
+                trainer.learn(example)
+        costs.append((clock() - began) / size)
+    return costs
 
 
 def rule_calls(lines: list[bytes]) -> tuple[Counter[str], Counter[str]]:
@@ -116,6 +137,18 @@ def main() -> None:
           f"({1e6 / text_rate:.0f} us each)")
     print(f"other events (state, models, policy):      median {other_rate:>9,.0f}/s "
           f"({1e6 / other_rate:.1f} us each)")
+    runs = [stretches(events) for _ in range(args.rounds)]
+    costs = [statistics.median(run[i] for run in runs) for i in range(len(runs[0]))]
+    mean = statistics.fmean(costs)
+    worst = max(range(len(costs)), key=costs.__getitem__)
+    chunk = events[worst * STRETCH:(worst + 1) * STRETCH]
+    texts = sum(e.type in TEXT for e in chunk)
+    print(f"stretches of {STRETCH:,} events in day order: mean {mean * 1e6:.1f} us/event, "
+          f"costliest {costs[worst] * 1e6:.1f} ({costs[worst] / mean:.2f}x, events "
+          f"{worst * STRETCH:,}-{(worst + 1) * STRETCH - 1:,}, hour "
+          f"{(chunk[0].ts_ms - events[0].ts_ms) // HOUR_MS}, {texts / STRETCH:.1%} text against "
+          f"{sum(kinds[k] for k in TEXT) / len(events):.1%} in the day): a worker fed the day at "
+          f"80% of its capacity needs {0.8 * costs[worst] / mean:.0%} of it there")
     calls, actions = rule_calls(lines)
     print("rule calls: " + ", ".join(f"{name} {calls[name]:,}" for name in sorted(calls)))
     missing = sorted(set(ACTIONS) - set(actions))
