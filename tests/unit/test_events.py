@@ -20,6 +20,7 @@ from streams.events import (
     _decode_slowly,
     decode,
     decode_message,
+    decode_record,
     validate,
 )
 
@@ -192,6 +193,17 @@ def test_single_event_even_when_pretty_printed() -> None:
     [line] = decode_message(value)
     assert line.number == 0 and line.raw == value
     assert isinstance(line.result, SocialEvent)
+
+
+@pytest.mark.parametrize("end", [b"", b"\n", b"\r\n", b" \n\t"])
+def test_valid_single_event_message_comes_as_its_event(end: bytes) -> None:
+    """The worker's hot path: no Line around a valid single event, with or without a line end;
+    an invalid one still comes as a Line with its reason."""
+    event = decode_record(with_(event_id="solo") + end)
+    assert isinstance(event, SocialEvent) and event.event_id == "solo"
+    [line] = decode_record(b'{"event_id": "solo"}' + end)
+    assert line.number == 0 and isinstance(line.result, Rejected)
+    assert line.result.reason is Reason.MISSING_FIELD
 
 
 def test_message_without_value_is_rejected() -> None:
