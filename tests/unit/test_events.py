@@ -201,7 +201,9 @@ def test_valid_single_event_message_comes_as_its_event(end: bytes) -> None:
     an invalid one still comes as a Line with its reason."""
     event = decode_record(with_(event_id="solo") + end)
     assert isinstance(event, SocialEvent) and event.event_id == "solo"
-    [line] = decode_record(b'{"event_id": "solo"}' + end)
+    refused = decode_record(b'{"event_id": "solo"}' + end)
+    assert isinstance(refused, list)
+    [line] = refused
     assert line.number == 0 and isinstance(line.result, Rejected)
     assert line.result.reason is Reason.MISSING_FIELD
 
