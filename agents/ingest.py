@@ -24,7 +24,15 @@ from agents.kafka import owner_partition
 from agents.topics import raw_topic
 from streams import metrics
 from streams.config import Settings
-from streams.events import Batch, Line, Reason, Rejected, SocialEvent, decode_record
+from streams.events import (
+    Batch,
+    Line,
+    Reason,
+    Rejected,
+    SocialEvent,
+    decode_record,
+    lines_of,
+)
 from streams.pipeline import Pipeline
 from streams.state import Position
 
@@ -62,7 +70,7 @@ class Ingest:
                     events.append(lines)
                     positions.append((offset, 0))
                     continue
-                lines = _lines(record, lines)
+                lines = lines_of(record.value, lines)
             elif isinstance(lines, Batch):  # every line a valid event: all of them here, usually
                 if all(owner_partition(c, partitions) == partition
                        for c in {event.campaign_id for event in lines.events}):
@@ -148,7 +156,7 @@ def _failures(records: Sequence[Record], decoded: list[SocialEvent | Batch | lis
               positions: list[Position], failed: list[tuple[int, Exception]]
               ) -> list[tuple[Record, Line, Rejected]]:
     """The events whose processing raised, with the record and line each came from."""
-    by_offset = {record.offset: (record, _lines(record, lines))
+    by_offset = {record.offset: (record, lines_of(record.value, lines))
                  for record, lines in zip(records, decoded, strict=True)}
     out = []
     for index, exc in failed:
@@ -159,12 +167,6 @@ def _failures(records: Sequence[Record], decoded: list[SocialEvent | Batch | lis
         out.append((record, line, Rejected(Reason.INTERNAL_ERROR,
                                            f"{type(exc).__name__}: {exc}"[:500])))
     return out
-
-
-def _lines(record: Record, decoded: SocialEvent | Batch | list[Line]) -> list[Line]:
-    if isinstance(decoded, SocialEvent):
-        return [Line(0, record.value or b"", decoded)]
-    return decoded.lines() if isinstance(decoded, Batch) else decoded
 
 
 def _source_headers(record: Record) -> list[tuple[str, bytes]]:

@@ -223,7 +223,11 @@ def decode_message(value: bytes | None) -> list[Line]:
     pretty-printed over several lines; otherwise each non-blank line is decoded on its own, so a bad
     line costs only itself.
     """
-    decoded = decode_record(value)
+    return lines_of(value, decode_record(value))
+
+
+def lines_of(value: bytes | None, decoded: SocialEvent | Batch | list[Line]) -> list[Line]:
+    """What ``decode_record`` returned for ``value``, as ``decode_message`` returns it."""
     if isinstance(decoded, SocialEvent):
         return [Line(0, value or b"", decoded)]
     return decoded.lines() if isinstance(decoded, Batch) else decoded

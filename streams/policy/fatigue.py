@@ -23,8 +23,7 @@ false-pause budget (bench.fatigue_bound): the gap left is in how many are found,
 
 from __future__ import annotations
 
-import math
-from math import log, sqrt
+from math import exp, log, sqrt
 from typing import Final
 
 from streams.events import SocialEvent
@@ -64,7 +63,7 @@ def pause_creative(memory: PolicyMemory, event: SocialEvent, emit: Emitter) -> N
          f"Click-through of {cid} fell {drop:.0%} below its usual {reference_ctr:.2%}:"
          f" {f.run_clicks} clicks in its last {f.run_impressions} impressions ({recent:.2%}); "
          "pause it or refresh it.",
-         1 - math.exp(-f.statistic / FATIGUE_THRESHOLD),
+         1 - exp(-f.statistic / FATIGUE_THRESHOLD),
          params={"creative_id": cid}, evidence=evidence)
     _absorb(f)  # start over; the stretch that confirmed the drop is the new reference's
 
