@@ -39,8 +39,9 @@ class Policy:
         kind = event.type
         if kind in ("impression", "click", "conversion"):
             allocation.observe(memory, event)
-            if kind != "conversion":
-                fatigue.pause_creative(memory, event, emit)
+            # a pause recommended: the budget split forgets what it knew of the creative
+            if kind != "conversion" and fatigue.pause_creative(memory, event, emit):
+                allocation.after_drop(memory, event.creative_id or "")
             stats = state.creatives.get(event.creative_id or "")
             # every SHIFT_EVERY impressions, however many one event reports
             if kind == "impression" and stats is not None \

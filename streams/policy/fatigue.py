@@ -36,10 +36,14 @@ FATIGUE_Z: Final = 1.25  # standard errors the reference is lowered by (noise pa
 FATIGUE_DISCOUNT: Final = 0.9999  # per impression: the reference follows slow changes
 
 
-def pause_creative(memory: PolicyMemory, event: SocialEvent, emit: Emitter) -> None:
+def pause_creative(memory: PolicyMemory, event: SocialEvent, emit: Emitter) -> bool:
     """On each impression or click: advance the creative's CUSUM, and recommend pausing it once
     the statistic confirms a drop. The statistic starts over either way: held back by the
-    cooldown it would otherwise keep growing and fire the moment the cooldown ends."""
+    cooldown it would otherwise keep growing and fire the moment the cooldown ends.
+
+    True when a pause was recommended: the budget split then forgets what it knew of the
+    creative (``allocation.after_drop``), so every change in what it knows traces to a
+    recommendation the marketer saw."""
     cid = event.creative_id or ""
     by_creative = memory.get("fatigue")
     if by_creative is None:  # (get, not setdefault: no throwaway record per impression)
@@ -52,20 +56,21 @@ def pause_creative(memory: PolicyMemory, event: SocialEvent, emit: Emitter) -> N
     for _ in range(event.count - 1):  # aggregated delivery: one step per impression or click
         p0 = _step(f, click)
     if f.statistic < FATIGUE_THRESHOLD:
-        return
+        return False
     reference_ctr = round(p0, 5)
     evidence = {"reference_ctr": reference_ctr, "recent_clicks": f.run_clicks,
                 "recent_impressions": f.run_impressions, "cusum": round(f.statistic, 3),
                 "threshold": FATIGUE_THRESHOLD}
     recent = f.run_clicks / max(f.run_impressions, 1)
     drop = 1 - recent / reference_ctr
-    emit("pause_creative", cid,
-         f"Click-through of {cid} fell {drop:.0%} below its usual {reference_ctr:.2%}:"
-         f" {f.run_clicks} clicks in its last {f.run_impressions} impressions ({recent:.2%}); "
-         "pause it or refresh it.",
-         1 - exp(-f.statistic / FATIGUE_THRESHOLD),
-         params={"creative_id": cid}, evidence=evidence)
+    rec = emit("pause_creative", cid,
+           f"Click-through of {cid} fell {drop:.0%} below its usual {reference_ctr:.2%}:"
+           f" {f.run_clicks} clicks in its last {f.run_impressions} impressions ({recent:.2%}); "
+           "pause it or refresh it.",
+           1 - exp(-f.statistic / FATIGUE_THRESHOLD),
+           params={"creative_id": cid}, evidence=evidence)
     _absorb(f)  # start over; the stretch that confirmed the drop is the new reference's
+    return rec is not None
 
 
 def _step(f: Fatigue, click: bool) -> float:

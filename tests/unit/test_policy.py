@@ -168,6 +168,19 @@ def test_the_fatigue_statistic_starts_over_while_a_pause_cools_down() -> None:
     assert state.memory["fatigue"]["A"].statistic < 6.0  # held back, not piling up for later
 
 
+def test_the_budget_split_forgets_a_creative_it_recommends_pausing() -> None:
+    """After pause_creative, shift_budget judges the creative by its traffic since the pause
+    only; a pause held back by the cooldown leaves what it knows alone."""
+    state = CampaignState("c")
+    [rec] = clicks_on(state, [0.08] * 3000 + [0.04] * 2000)
+    since_pause = 5000 - (rec.event_time - T0_MS) // 30_000
+    assert state.memory["arms"]["A"].impressions < since_pause
+    held = CampaignState("c")
+    held.memory["cooldown"] = {"pause_creative|A": T0_MS + 10**12}
+    assert clicks_on(held, [0.08] * 3000 + [0.04] * 2000) == []
+    assert held.memory["arms"]["A"].impressions > 3000  # discounted, but all 5,000 of them
+
+
 def test_no_pause_for_a_healthy_creative_with_noisy_clicks() -> None:
     assert clicks_on(CampaignState("c"), [0.04] * 20_000) == []
 
